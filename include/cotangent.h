@@ -1,0 +1,9 @@
+/* Cotangent: differentiable ODE/PDE and implicit solvers.
+ * The umbrella header; each module's API is in include/cotangent/<module>.h. */
+#ifndef COTANGENT_H
+#define COTANGENT_H
+
+#include "cotangent/core.h"
+#include "cotangent/gpu.h"
+
+#endif
