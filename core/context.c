@@ -126,7 +126,7 @@ void ct_context_set_log_fn(ct_context *ctx, ct_log_fn fn, void *ud) {
   ctx->log_ud = ud;
 }
 
-void ct_log(ct_context *ctx, ct_log_level level, const char *fmt, ...) {
+void ct_context_log(ct_context *ctx, ct_log_level level, const char *fmt, ...) {
   if (level == CT_LOG_QUIET || level > ctx->log_level) return;
   char msg[1024];
   va_list ap;

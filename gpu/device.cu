@@ -26,7 +26,7 @@ extern "C" int ct_gpu_device_count(ct_context *ctx, int *count) {
   if (!count) return CT_ERROR(ctx, CT_ERR_ARG, "count must not be NULL");
   const char *why = "";
   *count = usable_devices(&why);
-  if (*count == 0) ct_log(ctx, CT_LOG_INFO, "no usable GPU: %s", why);
+  if (*count == 0) ct_context_log(ctx, CT_LOG_INFO, "no usable GPU: %s", why);
   return CT_OK;
 }
 

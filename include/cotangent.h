@@ -4,6 +4,7 @@
 #define COTANGENT_H
 
 #include "cotangent/core.h"
+#include "cotangent/ad.h"
 #include "cotangent/gpu.h"
 
 #endif

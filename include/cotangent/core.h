@@ -126,7 +126,7 @@ void ct_context_set_log_level(ct_context *ctx, ct_log_level level);
 ct_log_level ct_context_log_level(const ct_context *ctx);
 /* Replaces the log sink; fn NULL restores the default (stderr). */
 void ct_context_set_log_fn(ct_context *ctx, ct_log_fn fn, void *ud);
-void ct_log(ct_context *ctx, ct_log_level level, const char *fmt, ...)
+void ct_context_log(ct_context *ctx, ct_log_level level, const char *fmt, ...)
     CT_PRINTF_LIKE(3, 4);
 
 /* The folder for cached JIT objects. The setter copies `dir`. */

@@ -125,14 +125,14 @@ static void test_logging_levels_and_sink(void **state) {
   assert_int_equal(ct_context_log_level(ctx), CT_LOG_INFO);
   log_capture cap = {0};
   ct_context_set_log_fn(ctx, capture_log, &cap);
-  ct_log(ctx, CT_LOG_DEBUG, "hidden %d", 1);
+  ct_context_log(ctx, CT_LOG_DEBUG, "hidden %d", 1);
   assert_int_equal(cap.calls, 0);
-  ct_log(ctx, CT_LOG_WARNING, "picked %s", "klu");
+  ct_context_log(ctx, CT_LOG_WARNING, "picked %s", "klu");
   assert_int_equal(cap.calls, 1);
   assert_int_equal(cap.last_level, CT_LOG_WARNING);
   assert_string_equal(cap.last, "picked klu");
   ct_context_set_log_level(ctx, CT_LOG_QUIET);
-  ct_log(ctx, CT_LOG_ERROR, "silenced");
+  ct_context_log(ctx, CT_LOG_ERROR, "silenced");
   assert_int_equal(cap.calls, 1);
   ct_context_set_log_level(ctx, (ct_log_level)99);
   assert_int_equal(ct_context_log_level(ctx), CT_LOG_DEBUG);
