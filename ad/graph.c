@@ -252,8 +252,10 @@ int32_t ct_graph_emit(ct_graph *g, int op, int32_t a, int32_t b, int32_t c,
     kids[1] = t;
   }
   ct_node n = {(uint8_t)op, kids[0], kids[1], kids[2], k};
-  double v = ct_op_apply(op, g->vals[kids[0]], arity > 1 ? g->vals[kids[1]] : 0,
-                         arity > 2 ? g->vals[kids[2]] : 0, k);
+  double va = g->vals[kids[0]], vb = arity > 1 ? g->vals[kids[1]] : 0;
+  double v = ct_op_apply(op, va, vb, arity > 2 ? g->vals[kids[2]] : 0, k);
+  /* A comparison of unknown (NaN) values is unknown, not false. */
+  if (ct_op_is_boolean(op) && (va != va || vb != vb)) v = NAN;
   return intern(g, n, v);
 }
 
@@ -489,7 +491,8 @@ double ct_value(ct_var v) {
     if (x != x) {
       ct_graph_fail(v.g, CT_ERROR(v.g->ctx, CT_ERR_STATE,
                                   "ct_value of a condition needs input values "
-                                  "(pass them to ct_graph_input)"));
+                                  "(pass them to ct_graph_input; a NaN input "
+                                  "value also leaves the condition unknown)"));
       return NAN;
     }
     ct_graph_add_guard(v.g, v.id, x != 0);

@@ -109,10 +109,12 @@ static void partials(ct_graph *g, int op, int32_t a, int32_t b, double k,
     case CT_OP_ATAN:
       p[0] = E2(g, CT_OP_DIV, C(g, 1), E2(g, CT_OP_ADD, C(g, 1), E1(g, CT_OP_SQR, a)));
       break;
-    case CT_OP_ATAN2: {
+    case CT_OP_ATAN2: { /* atan2'(0, 0) = 0 */
       int32_t d = E2(g, CT_OP_ADD, E1(g, CT_OP_SQR, a), E1(g, CT_OP_SQR, b));
-      p[0] = E2(g, CT_OP_DIV, b, d);
-      p[1] = E1(g, CT_OP_NEG, E2(g, CT_OP_DIV, a, d));
+      int32_t at_zero = E2(g, CT_OP_EQ, d, C(g, 0));
+      p[0] = ct_graph_emit(g, CT_OP_SELECT, at_zero, C(g, 0), E2(g, CT_OP_DIV, b, d), 0);
+      p[1] = ct_graph_emit(g, CT_OP_SELECT, at_zero, C(g, 0),
+                           E1(g, CT_OP_NEG, E2(g, CT_OP_DIV, a, d)), 0);
       break;
     }
     case CT_OP_SINH: p[0] = E1(g, CT_OP_COSH, a); break;
@@ -150,6 +152,26 @@ static int32_t accumulate(ct_graph *g, int32_t acc, int32_t partial, int32_t d) 
   if (partial == ZERO || d == ZERO) return acc;
   int32_t term = E2(g, CT_OP_MUL, partial, d);
   return acc == ZERO ? term : E2(g, CT_OP_ADD, acc, term);
+}
+
+/* partial * adj for the reverse sweep. An adjoint that is select(c, u, 0)
+ * (or select(c, 0, u)) came through one branch of a select; the product is
+ * kept inside the select, select(c, partial * u, 0), so that a NaN or inf
+ * partial in the untaken branch (sqrt(x) at x < 0, say) contributes 0
+ * rather than 0 * NaN: reverse mode differentiates only the taken branch,
+ * like forward mode. */
+static int32_t adjoint_term(ct_graph *g, int32_t partial, int32_t adj) {
+  const ct_node *n = &g->nodes[adj];
+  if (n->op == CT_OP_SELECT) {
+    int32_t cond = n->a, u = n->b, v = n->c;
+    int u_zero = g->nodes[u].op == CT_OP_CONST && g->nodes[u].k == 0;
+    int v_zero = g->nodes[v].op == CT_OP_CONST && g->nodes[v].k == 0;
+    if (v_zero && !u_zero)
+      return ct_graph_emit(g, CT_OP_SELECT, cond, adjoint_term(g, partial, u), v, 0);
+    if (u_zero && !v_zero)
+      return ct_graph_emit(g, CT_OP_SELECT, cond, u, adjoint_term(g, partial, v), 0);
+  }
+  return E2(g, CT_OP_MUL, partial, adj);
 }
 
 static int32_t add_zero_aware(ct_graph *g, int32_t acc, int32_t term) {
@@ -228,8 +250,11 @@ int ct_reverse_sweep(ct_graph *g, const ct_fun *f, const int32_t *map,
       partials(g, nd->op, map[nd->a], arity > 1 ? map[nd->b] : 0, nd->k, map[i], p);
       for (int s = 0; s < m; s++) {
         int32_t a = adj[s * n + i];
+        if (a == ZERO) continue;
         for (int c = 0; c < arity && c < 2; c++)
-          adj[s * n + kids[c]] = accumulate(g, adj[s * n + kids[c]], p[c], a);
+          if (p[c] != ZERO)
+            adj[s * n + kids[c]] = add_zero_aware(g, adj[s * n + kids[c]],
+                                                  adjoint_term(g, p[c], a));
       }
     }
     if (g->status < 0) return g->status;
