@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build build-asan run test test-fast install clean
+.PHONY: all deps build build-asan run test test-fast bench install clean
 
 all: build
 
@@ -27,8 +27,8 @@ build-asan: deps $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 run: build
-	@echo "== Robertson kinetics with CVODES (examples/robertson)"
-	@$(BUILD)/examples/robertson
+	@echo "== Robertson kinetics with CVODES, Jacobian from the AD core, JIT-compiled (examples/robertson_ad)"
+	@COTANGENT_CACHE=$(CURDIR)/$(BUILD)/jit-cache $(BUILD)/examples/robertson_ad --jit
 
 # The normal suite, then the same suite under AddressSanitizer + UBSan.
 test: build build-asan
@@ -41,6 +41,13 @@ test: build build-asan
 # The normal build's suite only.
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The benchmarks (bench/): each prints its table and writes
+# $(BUILD)/bench/<name>.json (rows {case, metric, value, unit}) and
+# $(BUILD)/bench/<name>.md; bench/RESULTS.md keeps the latest tables.
+bench: build
+	@test -x $(BUILD)/bench/bench_ad || { echo "make bench: configure with -DCOTANGENT_BENCH=ON" >&2; exit 1; }
+	$(BUILD)/bench/bench_ad --out $(BUILD)/bench/ad.json
 
 install: build
 	cmake --install $(BUILD)

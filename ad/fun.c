@@ -300,17 +300,21 @@ int ct_fun_eval_batch(ct_context *ctx, const ct_fun *f, size_t npoints,
   size_t flips = 0;
   if (f->compiled) {
     /* Compiled code runs point by point through offset pointer tables. */
-    const double *pin[64];
-    double *pout[64];
-    if (f->n_in > 64 || f->n_out > 64)
-      return CT_ERROR(ctx, CT_ERR_UNSUPPORTED,
-                      "batched evaluation supports at most 64 inputs and outputs");
+    const double **pin = ct_alloc(ctx, (f->n_in + 1) * sizeof *pin);
+    double **pout = ct_alloc(ctx, (f->n_out + 1) * sizeof *pout);
+    if (!pin || !pout) {
+      ct_free(ctx, (void *)pin);
+      ct_free(ctx, pout);
+      return ct_error_trace(ctx, CT_ERR_NOMEM, __FILE__, __LINE__, __func__);
+    }
     for (size_t p = 0; p < npoints; p++) {
       for (size_t i = 0; i < f->n_in; i++) pin[i] = in[i] + p * f->in[i].n;
       for (size_t o = 0; o < f->n_out; o++)
         pout[o] = out[o] ? out[o] + p * f->out[o].n : NULL;
       flips += (size_t)f->compiled(pin, pout, work);
     }
+    ct_free(ctx, (void *)pin);
+    ct_free(ctx, pout);
   } else {
     for (size_t p0 = 0; p0 < npoints; p0 += BATCH_BLOCK) {
       size_t nb = npoints - p0 < BATCH_BLOCK ? npoints - p0 : BATCH_BLOCK;

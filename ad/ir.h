@@ -217,12 +217,23 @@ int ct_graph_fail(ct_graph *g, int status);
 int ct_graph_replay(ct_graph *g, const ct_fun *f, int32_t *const *input_ids,
                     int32_t *map);
 
-/* Unloads compiled code attached to f, if any (defined by the JIT). */
+/* Unloads compiled code attached to f (by the JIT), if any. */
 void ct_fun_release_compiled(ct_fun *f);
 
 /* ---- Derivative sweeps, shared by the transforms --------------------------- */
 
 #define CT_ZERO (-1) /* a structurally zero tangent or adjoint */
+
+/* Is input `name` selected by the NULL-terminated list `wrt` (NULL: all)? */
+int ct_wrt_selected(const char *const *wrt, const char *name);
+/* CT_ERR_ARG naming the first entry of `wrt` that is not an input of f. */
+int ct_wrt_check(ct_context *ctx, const ct_fun *f, const char *const *wrt);
+
+/* "<prefix><name>" for each selected input, in order, as a NULL-terminated
+ * array allocated in one block (free with ct_free); *count gets their
+ * number. NULL on no memory. */
+char **ct_wrt_names(ct_context *ctx, const ct_fun *f, const char *const *wrt,
+                    const char *prefix, size_t *count);
 
 /* A graph holding a replay of f, with f's inputs under the same names. */
 typedef struct ct_replay {

@@ -2,6 +2,7 @@
  * (index sets pushed forward through the nodes), and Hessian sparsity as the
  * Jacobian sparsity of the gradient function. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ir.h"
@@ -130,18 +131,14 @@ static int pattern_from_rows(ct_context *ctx, const ct_fun *f,
 int ct_fun_jac_sparsity(ct_context *ctx, const ct_fun *f,
                         const char *const *wrt, ct_sparsity **out) {
   *out = NULL;
-  for (const char *const *w = wrt; w && *w; w++)
-    if (ct_fun_in_index(f, *w) < 0)
-      return CT_ERROR(ctx, CT_ERR_ARG, "'%s' is not an input of the function", *w);
+  CT_CHECK(ctx, ct_wrt_check(ctx, f, wrt));
   size_t nn = f->n_nodes ? f->n_nodes : 1, ncols = 0;
   index_set *sets = ct_calloc(ctx, nn, sizeof *sets);
   size_t *col_off = ct_alloc(ctx, (f->n_in + 1) * sizeof *col_off);
   char *sel = ct_calloc(ctx, f->n_in + 1, 1);
   int rc = sets && col_off && sel ? CT_OK : CT_ERR_NOMEM;
   for (size_t i = 0; rc == CT_OK && i < f->n_in; i++) {
-    sel[i] = !wrt;
-    for (const char *const *w = wrt; w && *w; w++)
-      if (strcmp(*w, f->in[i].name) == 0) sel[i] = 1;
+    sel[i] = (char)ct_wrt_selected(wrt, f->in[i].name);
     col_off[i] = ncols;
     if (sel[i]) ncols += f->in[i].n;
   }
@@ -159,44 +156,45 @@ int ct_fun_jac_sparsity(ct_context *ctx, const ct_fun *f,
   return CT_OK;
 }
 
-/* s + s^T for a square pattern. */
+static int compare_size(const void *a, const void *b) {
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* s + s^T for a square pattern, in time linear in its nonzeros (plus the
+ * sort of each column). */
 static int symmetrize(ct_context *ctx, const ct_sparsity *s, ct_sparsity **out) {
-  size_t n = s->ncols;
-  char *mark = ct_calloc(ctx, n ? n : 1, 1);
-  size_t *count = ct_calloc(ctx, n + 1, sizeof *count);
-  if (!mark || !count) {
-    ct_free(ctx, mark);
-    ct_free(ctx, count);
-    return CT_ERR_NOMEM;
-  }
-  /* Column j of s + s^T holds the rows of column j and the columns of row j. */
-  for (size_t j = 0; j < n; j++)
-    for (size_t q = s->colptr[j]; q < s->colptr[j + 1]; q++) {
-      count[j]++;
-      count[s->rowind[q]]++;
-    }
-  size_t cap = 0;
-  for (size_t j = 0; j < n; j++) cap += count[j];
+  size_t n = s->ncols, cap = 2 * s->nnz;
+  size_t *start = ct_calloc(ctx, n + 2, sizeof *start);
+  size_t *entries = ct_alloc(ctx, (cap ? cap : 1) * sizeof *entries);
+  size_t *stamp = ct_alloc(ctx, (n ? n : 1) * sizeof *stamp);
   ct_sparsity *t = sparsity_new(ctx, n, n, cap);
-  size_t *rows_of = ct_alloc(ctx, (cap ? cap : 1) * sizeof *rows_of);
-  size_t *start = ct_calloc(ctx, n + 1, sizeof *start);
-  int rc = t && rows_of && start ? CT_OK : CT_ERR_NOMEM;
+  int rc = start && entries && stamp && t ? CT_OK : CT_ERR_NOMEM;
   if (rc == CT_OK) {
-    for (size_t j = 0; j < n; j++) start[j + 1] = start[j] + count[j];
-    memset(count, 0, (n + 1) * sizeof *count);
+    /* Column j of s + s^T: the rows of column j and the columns of row j. */
     for (size_t j = 0; j < n; j++)
       for (size_t q = s->colptr[j]; q < s->colptr[j + 1]; q++) {
-        size_t i = s->rowind[q];
-        rows_of[start[j] + count[j]++] = i;
-        rows_of[start[i] + count[i]++] = j;
+        start[j + 2]++;
+        start[s->rowind[q] + 2]++;
       }
+    for (size_t j = 0; j < n; j++) start[j + 2] += start[j + 1];
+    for (size_t j = 0; j < n; j++)
+      for (size_t q = s->colptr[j]; q < s->colptr[j + 1]; q++) {
+        entries[start[j + 1]++] = s->rowind[q];
+        entries[start[s->rowind[q] + 1]++] = j;
+      }
+    /* Now column j's candidates are entries[start[j] .. start[j+1]). */
     size_t nnz = 0;
+    for (size_t i = 0; i < n; i++) stamp[i] = SIZE_MAX;
     for (size_t j = 0; j < n; j++) {
       t->colptr[j] = nnz;
-      for (size_t i = 0; i < n && count[j]; i++) mark[i] = 0;
-      for (size_t q = start[j]; q < start[j] + count[j]; q++) mark[rows_of[q]] = 1;
-      for (size_t i = 0; i < n && count[j]; i++)
-        if (mark[i]) t->rowind[nnz++] = i;
+      for (size_t q = start[j]; q < start[j + 1]; q++)
+        if (stamp[entries[q]] != j) {
+          stamp[entries[q]] = j;
+          t->rowind[nnz++] = entries[q];
+        }
+      qsort(t->rowind + t->colptr[j], nnz - t->colptr[j], sizeof(size_t),
+            compare_size);
     }
     t->colptr[n] = nnz;
     t->nnz = nnz;
@@ -204,10 +202,9 @@ static int symmetrize(ct_context *ctx, const ct_sparsity *s, ct_sparsity **out) 
     t = NULL;
   }
   ct_sparsity_free(ctx, t);
-  ct_free(ctx, rows_of);
   ct_free(ctx, start);
-  ct_free(ctx, mark);
-  ct_free(ctx, count);
+  ct_free(ctx, entries);
+  ct_free(ctx, stamp);
   return rc;
 }
 
@@ -216,29 +213,21 @@ int ct_fun_hess_sparsity(ct_context *ctx, const ct_fun *f,
   *out = NULL;
   ct_fun *grad = NULL, *only = NULL;
   ct_sparsity *jac = NULL;
-  /* plain[k] names the k-th selected input, bars[k] its gradient output. */
-  const char **plain = ct_calloc(ctx, 2 * (f->n_in + 1), sizeof *plain);
-  const char **bars = plain ? plain + f->n_in + 1 : NULL;
-  char *buf = ct_alloc(ctx, (f->n_in ? f->n_in : 1) * 260);
-  int rc = plain && buf ? CT_OK : CT_ERR_NOMEM;
+  size_t n_sel = 0;
+  char **plain = ct_wrt_names(ctx, f, wrt, "", &n_sel);
+  char **bars = ct_wrt_names(ctx, f, wrt, "bar_", &n_sel);
+  int rc = plain && bars ? CT_OK : CT_ERR_NOMEM;
   if (rc == CT_OK) rc = ct_fun_vjp(ctx, f, 1, wrt, &grad);
-  for (size_t i = 0, k = 0; rc == CT_OK && i < f->n_in; i++) {
-    int sel = !wrt;
-    for (const char *const *w = wrt; w && *w; w++) sel |= strcmp(*w, f->in[i].name) == 0;
-    if (!sel) continue;
-    snprintf(buf + 260 * k, 260, "bar_%s", f->in[i].name);
-    plain[k] = f->in[i].name;
-    bars[k] = buf + 260 * k;
-    k++;
-  }
-  if (rc == CT_OK) rc = ct_fun_select_outputs(ctx, grad, bars, &only);
-  if (rc == CT_OK) rc = ct_fun_jac_sparsity(ctx, only, plain, &jac);
+  if (rc == CT_OK)
+    rc = ct_fun_select_outputs(ctx, grad, (const char *const *)bars, &only);
+  if (rc == CT_OK)
+    rc = ct_fun_jac_sparsity(ctx, only, (const char *const *)plain, &jac);
   if (rc == CT_OK) rc = symmetrize(ctx, jac, out);
   ct_sparsity_free(ctx, jac);
   ct_fun_free(grad);
   ct_fun_free(only);
   ct_free(ctx, plain);
-  ct_free(ctx, buf);
+  ct_free(ctx, bars);
   if (rc < 0) return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);
   return CT_OK;
 }

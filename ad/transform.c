@@ -264,15 +264,14 @@ int ct_reverse_sweep(ct_graph *g, const ct_fun *f, const int32_t *map,
 
 /* ---- Building transformed functions ---------------------------------------- */
 
-/* Is input `name` selected by the NULL-terminated list `wrt` (NULL: all)? */
-static int selected(const char *const *wrt, const char *name) {
+int ct_wrt_selected(const char *const *wrt, const char *name) {
   if (!wrt) return 1;
   for (; *wrt; wrt++)
     if (strcmp(*wrt, name) == 0) return 1;
   return 0;
 }
 
-static int check_wrt(ct_context *ctx, const ct_fun *f, const char *const *wrt) {
+int ct_wrt_check(ct_context *ctx, const ct_fun *f, const char *const *wrt) {
   for (; wrt && *wrt; wrt++)
     if (ct_fun_in_index(f, *wrt) < 0)
       return CT_ERROR(ctx, CT_ERR_ARG, "'%s' is not an input of the function", *wrt);
@@ -339,6 +338,32 @@ static const char *prefixed(char *buf, size_t size, const char *prefix,
   return buf;
 }
 
+/* Builds one sweep's result with `count` directions or seeds into a
+ * replay of f and finalizes it. The builder gets count * n_nodes ids of
+ * sweep state and count * (largest io size) ids of scratch. */
+typedef int (*sweep_builder)(ct_replay *r, int count, const char *const *wrt,
+                             int32_t *state, int32_t *tmp);
+
+static int sweep_transform(ct_context *ctx, const ct_fun *f, int count,
+                           const char *const *wrt, sweep_builder build,
+                           ct_fun **out) {
+  CT_CHECK(ctx, ct_wrt_check(ctx, f, wrt));
+  ct_replay r;
+  int rc = ct_replay_start(ctx, f, &r);
+  size_t n = f->n_nodes ? f->n_nodes : 1;
+  int32_t *state = rc < 0 ? NULL : ct_alloc(ctx, (size_t)count * n * sizeof *state);
+  int32_t *tmp = rc < 0 ? NULL
+                        : ct_alloc(ctx, (size_t)count * ct_fun_max_io_size(f) * sizeof *tmp);
+  if (rc == CT_OK && (!state || !tmp)) rc = CT_ERR_NOMEM;
+  if (rc == CT_OK) rc = build(&r, count, wrt, state, tmp);
+  if (rc == CT_OK) rc = ct_graph_finalize(r.g, out);
+  ct_free(ctx, state);
+  ct_free(ctx, tmp);
+  ct_replay_free(ctx, &r);
+  if (rc < 0) return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);
+  return CT_OK;
+}
+
 static int jvp_build(ct_replay *r, int k, const char *const *wrt, int32_t *tan,
                      int32_t *tmp) {
   ct_graph *g = r->g;
@@ -347,7 +372,7 @@ static int jvp_build(ct_replay *r, int k, const char *const *wrt, int32_t *tan,
   char name[256];
   for (size_t i = 0; i < f->n_in; i++) {
     size_t ni = f->in[i].n;
-    int sel = selected(wrt, f->in[i].name);
+    int sel = ct_wrt_selected(wrt, f->in[i].name);
     if (sel)
       CT_CHECK(g->ctx, ct_graph_add_input(g, prefixed(name, sizeof name, "d_", f->in[i].name),
                                           (size_t)k * ni, tmp));
@@ -376,20 +401,7 @@ int ct_fun_jvp(ct_context *ctx, const ct_fun *f, int k, const char *const *wrt,
                ct_fun **out) {
   *out = NULL;
   if (k < 1) return CT_ERROR(ctx, CT_ERR_ARG, "jvp needs k >= 1 directions, got %d", k);
-  CT_CHECK(ctx, check_wrt(ctx, f, wrt));
-  ct_replay r;
-  int rc = ct_replay_start(ctx, f, &r);
-  size_t n = f->n_nodes ? f->n_nodes : 1;
-  int32_t *tan = rc < 0 ? NULL : ct_alloc(ctx, (size_t)k * n * sizeof *tan);
-  int32_t *tmp = rc < 0 ? NULL : ct_alloc(ctx, (size_t)k * ct_fun_max_io_size(f) * sizeof *tmp);
-  if (rc == CT_OK && (!tan || !tmp)) rc = CT_ERR_NOMEM;
-  if (rc == CT_OK) rc = jvp_build(&r, k, wrt, tan, tmp);
-  if (rc == CT_OK) rc = ct_graph_finalize(r.g, out);
-  ct_free(ctx, tan);
-  ct_free(ctx, tmp);
-  ct_replay_free(ctx, &r);
-  if (rc < 0) return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);
-  return CT_OK;
+  return sweep_transform(ctx, f, k, wrt, jvp_build, out);
 }
 
 static int vjp_build(ct_replay *r, int m, const char *const *wrt, int32_t *adj,
@@ -412,7 +424,7 @@ static int vjp_build(ct_replay *r, int m, const char *const *wrt, int32_t *adj,
   CT_CHECK(g->ctx, ct_reverse_sweep(g, f, r->map, m, adj));
   CT_CHECK(g->ctx, ct_replay_add_outputs(r, tmp));
   for (size_t i = 0; i < f->n_in; i++) {
-    if (!selected(wrt, f->in[i].name)) continue;
+    if (!ct_wrt_selected(wrt, f->in[i].name)) continue;
     size_t ni = f->in[i].n;
     for (int s = 0; s < m; s++)
       for (size_t j = 0; j < ni; j++) {
@@ -430,20 +442,7 @@ int ct_fun_vjp(ct_context *ctx, const ct_fun *f, int m, const char *const *wrt,
                ct_fun **out) {
   *out = NULL;
   if (m < 1) return CT_ERROR(ctx, CT_ERR_ARG, "vjp needs m >= 1 seeds, got %d", m);
-  CT_CHECK(ctx, check_wrt(ctx, f, wrt));
-  ct_replay r;
-  int rc = ct_replay_start(ctx, f, &r);
-  size_t n = f->n_nodes ? f->n_nodes : 1;
-  int32_t *adj = rc < 0 ? NULL : ct_alloc(ctx, (size_t)m * n * sizeof *adj);
-  int32_t *tmp = rc < 0 ? NULL : ct_alloc(ctx, (size_t)m * ct_fun_max_io_size(f) * sizeof *tmp);
-  if (rc == CT_OK && (!adj || !tmp)) rc = CT_ERR_NOMEM;
-  if (rc == CT_OK) rc = vjp_build(&r, m, wrt, adj, tmp);
-  if (rc == CT_OK) rc = ct_graph_finalize(r.g, out);
-  ct_free(ctx, adj);
-  ct_free(ctx, tmp);
-  ct_replay_free(ctx, &r);
-  if (rc < 0) return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);
-  return CT_OK;
+  return sweep_transform(ctx, f, m, wrt, vjp_build, out);
 }
 
 /* Replays f keeping only the outputs listed in `names`, renamed to
@@ -478,14 +477,11 @@ int ct_fun_select_outputs(ct_context *ctx, const ct_fun *f,
   return select_renamed(ctx, f, count, names, NULL, out);
 }
 
-/* Names "<prefix><input>" for the selected inputs, in a NULL-terminated
- * array of strings allocated in one block. */
-static char **selected_names(ct_context *ctx, const ct_fun *f,
-                             const char *const *wrt, const char *prefix,
-                             size_t *count) {
+char **ct_wrt_names(ct_context *ctx, const ct_fun *f, const char *const *wrt,
+                    const char *prefix, size_t *count) {
   size_t n = 0, bytes = 0;
   for (size_t i = 0; i < f->n_in; i++)
-    if (selected(wrt, f->in[i].name)) {
+    if (ct_wrt_selected(wrt, f->in[i].name)) {
       n++;
       bytes += strlen(prefix) + strlen(f->in[i].name) + 1;
     }
@@ -494,7 +490,7 @@ static char **selected_names(ct_context *ctx, const ct_fun *f,
   char *p = (char *)(names + n + 1);
   size_t k = 0;
   for (size_t i = 0; i < f->n_in; i++)
-    if (selected(wrt, f->in[i].name)) {
+    if (ct_wrt_selected(wrt, f->in[i].name)) {
       names[k++] = p;
       p += sprintf(p, "%s%s", prefix, f->in[i].name) + 1;
     }
@@ -506,12 +502,12 @@ static char **selected_names(ct_context *ctx, const ct_fun *f,
 int ct_fun_hvp(ct_context *ctx, const ct_fun *f, const char *const *wrt,
                ct_fun **out) {
   *out = NULL;
-  CT_CHECK(ctx, check_wrt(ctx, f, wrt));
+  CT_CHECK(ctx, ct_wrt_check(ctx, f, wrt));
   ct_fun *grad = NULL, *tangent = NULL;
   size_t n_sel = 0;
-  char **plain = selected_names(ctx, f, wrt, "", &n_sel);
-  char **from = selected_names(ctx, f, wrt, "d_bar_", &n_sel);
-  char **to = selected_names(ctx, f, wrt, "hv_", &n_sel);
+  char **plain = ct_wrt_names(ctx, f, wrt, "", &n_sel);
+  char **from = ct_wrt_names(ctx, f, wrt, "d_bar_", &n_sel);
+  char **to = ct_wrt_names(ctx, f, wrt, "hv_", &n_sel);
   int rc = plain && from && to ? CT_OK : CT_ERR_NOMEM;
   if (rc == CT_OK) rc = ct_fun_vjp(ctx, f, 1, wrt, &grad);
   if (rc == CT_OK) rc = ct_fun_jvp(ctx, grad, 1, (const char *const *)plain, &tangent);

@@ -30,6 +30,20 @@ if(NOT TARGET cotangent_deps::suitesparse)
     INTERFACE_LINK_LIBRARIES "${_ct_ss_libs}")
 endif()
 
+# ColPack (graph coloring, C++) has no CMake or pkg-config file either. Its
+# headers include each other by bare name, so the include folder is the
+# ColPack folder itself (SYSTEM, as for every imported target: its headers
+# do not build warning-free); the shim that uses it needs the C++ runtime.
+if(NOT TARGET cotangent_deps::colpack)
+  find_path(COTANGENT_COLPACK_INCLUDE_DIR ColPackHeaders.h
+            PATH_SUFFIXES ColPack REQUIRED)
+  find_library(COTANGENT_COLPACK_LIBRARY ColPack REQUIRED)
+  add_library(cotangent_deps::colpack INTERFACE IMPORTED GLOBAL)
+  set_target_properties(cotangent_deps::colpack PROPERTIES
+    INTERFACE_INCLUDE_DIRECTORIES "${COTANGENT_COLPACK_INCLUDE_DIR}"
+    INTERFACE_LINK_LIBRARIES "${COTANGENT_COLPACK_LIBRARY};stdc++")
+endif()
+
 set(COTANGENT_DEP_TARGETS
   SUNDIALS::cvodes_shared SUNDIALS::idas_shared SUNDIALS::arkode_shared
   SUNDIALS::kinsol_shared SUNDIALS::nvecserial_shared
@@ -38,7 +52,7 @@ set(COTANGENT_DEP_TARGETS
   SUNDIALS::sunlinsolband_shared SUNDIALS::sunlinsolklu_shared
   SUNDIALS::sunlinsolspgmr_shared
   PkgConfig::COTANGENT_PETSC PkgConfig::COTANGENT_YAML MPI::MPI_C
-  cotangent_deps::suitesparse m ${CMAKE_DL_LIBS})
+  cotangent_deps::suitesparse cotangent_deps::colpack m ${CMAKE_DL_LIBS})
 
 # Debian's PETSc.pc adds -D_FORTIFY_SOURCE=2 and -Wdate-time to the compile
 # flags, which breaks -O0 -Werror builds; keep only its include folders.

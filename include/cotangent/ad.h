@@ -143,7 +143,8 @@ size_t ct_fun_n_nodes(const ct_fun *f);
 size_t ct_fun_n_guards(const ct_fun *f);
 
 /* Doubles of workspace one evaluation needs (caller-provided, so that one
- * function can be evaluated from several threads at once). */
+ * function can be evaluated from several threads at once). Ask again after
+ * ct_fun_jit: compiled code may need a different amount. */
 size_t ct_fun_work_size(const ct_fun *f);
 
 /* Evaluates f: in[i] points to ct_fun_in_size(f, i) numbers, out[i] to
