@@ -6,5 +6,6 @@
 #include "cotangent/core.h"
 #include "cotangent/ad.h"
 #include "cotangent/gpu.h"
+#include "cotangent/ode.h"
 
 #endif

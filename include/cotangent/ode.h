@@ -1,0 +1,118 @@
+/* Cotangent ODE integration: y' = f(t, y, p) through SUNDIALS, with every
+ * derivative the integrator needs supplied by the AD core.
+ *
+ * A model (ct_ode) is built from AD-core functions: the right-hand side,
+ * optionally initial values that depend on the parameters, and optionally
+ * root (event) functions. ct_ode_solve integrates it with CVODES (BDF or
+ * Adams) and returns the solution at requested output times with solver
+ * statistics. Linear solvers for the Newton iteration get their Jacobian
+ * from the same model: dense or banded from the AD Jacobian, sparse KLU from
+ * the colored sparse Jacobian, matrix-free GMRES from AD JVPs. */
+#ifndef COTANGENT_ODE_H
+#define COTANGENT_ODE_H
+
+#include <stddef.h>
+
+#include "cotangent/ad.h"
+#include "cotangent/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ct_ode ct_ode;
+
+/* A model from AD functions (the model keeps its own references: the
+ * caller may free its functions afterwards).
+ * - rhs: inputs "t" (1), "y" (n), and optionally "p" (np); output "f" (n).
+ * - y0: NULL (then initial values come from ct_ode_solve's `y0` argument), or
+ *   inputs "p" (np); output "y0" (n): initial values that depend on p.
+ * - roots: NULL, or inputs like rhs; output "g" (any size): the integration
+ *   stops where a component of g changes sign.
+ * Inputs and outputs are matched by name; a missing or wrongly sized one is
+ * a CT_ERR_ARG naming it. The Jacobian functions are built here, once. */
+int ct_ode_new(ct_context *ctx, const ct_fun *rhs, const ct_fun *y0,
+               const ct_fun *roots, ct_ode **out);
+void ct_ode_free(ct_ode *ode);
+size_t ct_ode_n_states(const ct_ode *ode);
+size_t ct_ode_n_params(const ct_ode *ode);
+size_t ct_ode_n_roots(const ct_ode *ode);
+/* Nonzeros of the structural Jacobian df/dy. */
+size_t ct_ode_jac_nnz(const ct_ode *ode);
+
+typedef enum ct_ode_method {
+  CT_ODE_BDF = 0,   /* CVODES BDF with Newton: stiff problems */
+  CT_ODE_ADAMS = 1  /* CVODES Adams-Moulton with fixed point: non-stiff */
+} ct_ode_method;
+
+typedef enum ct_ode_linsol {
+  CT_LINSOL_AUTO = 0, /* picked from size and sparsity; logged at info level */
+  CT_LINSOL_DENSE,
+  CT_LINSOL_BAND,     /* bandwidths from the sparsity pattern */
+  CT_LINSOL_KLU,      /* sparse direct, colored sparse Jacobian */
+  CT_LINSOL_GMRES     /* matrix-free, AD Jacobian-vector products */
+} ct_ode_linsol;
+
+/* Name of a linear solver ("auto", "dense", "band", "klu", "gmres"), and
+ * the reverse (CT_ERR_ARG for an unknown name). */
+const char *ct_ode_linsol_name(ct_ode_linsol ls);
+int ct_ode_linsol_from_name(ct_context *ctx, const char *name, ct_ode_linsol *ls);
+
+typedef struct ct_ode_options {
+  ct_ode_method method;
+  ct_ode_linsol linsol;
+  double rtol;          /* relative tolerance (> 0) */
+  double atol;          /* scalar absolute tolerance (> 0), unless ... */
+  const double *atol_v; /* ... per-component absolute tolerances (n), if set */
+  long max_steps;       /* per output interval; 0: SUNDIALS' default (500) */
+  double max_step;      /* largest step; 0: unlimited */
+  int stop_at_roots;    /* 1: a root ends the integration (else it is
+                           recorded and integration continues) */
+} ct_ode_options;
+
+/* BDF, auto linear solver, rtol 1e-6, atol 1e-8, stop at roots. */
+ct_ode_options ct_ode_default_options(void);
+
+typedef struct ct_ode_stats {
+  long steps, rhs_evals, jac_evals, lin_setups, err_test_fails;
+  long nonlin_iters, nonlin_conv_fails, root_evals;
+  long jtimes_evals, lin_iters; /* GMRES */
+  double last_step;
+  int last_order;
+} ct_ode_stats;
+
+/* An event found during integration. */
+typedef struct ct_ode_root {
+  double t;
+  int *which; /* n_roots entries: +1 rising, -1 falling, 0 none */
+} ct_ode_root;
+
+typedef struct ct_ode_result {
+  int status;           /* CT_OK, or the failure (also returned) */
+  char message[512];    /* the failure: time reached and cause */
+  size_t n, n_out;      /* states; output times filled */
+  double *t;            /* n_out times (a root that stops the run adds it) */
+  double *y;            /* n_out * n values, time-major */
+  double t_reached;     /* where the integration got to */
+  ct_ode_root *roots;   /* events in the order found */
+  size_t n_roots_found;
+  ct_ode_linsol linsol; /* the linear solver used (resolved from auto) */
+  ct_ode_stats stats;
+} ct_ode_result;
+
+void ct_ode_result_free(ct_context *ctx, ct_ode_result *r);
+
+/* Integrates from t0 = tout[0] with y(t0) from the model's y0 function, or
+ * from `y0` (n values) when the model has none, and returns the solution at
+ * tout[0..n_tout) (increasing). On a solver failure the result is still
+ * returned, with everything up to the failure: status negative, message
+ * "t = ...: <cause>", also returned and recorded in the context. */
+int ct_ode_solve(ct_context *ctx, const ct_ode *ode, const double *p,
+                 const double *y0, const double *tout, size_t n_tout,
+                 const ct_ode_options *opts, ct_ode_result **out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* COTANGENT_ODE_H */

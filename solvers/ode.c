@@ -1,0 +1,644 @@
+/* ODE models from AD functions and their integration with CVODES: the
+ * right-hand side, its Jacobian (dense, banded or sparse, from the colored
+ * AD Jacobian) or its Jacobian-vector products (GMRES), roots, statistics,
+ * and failures reported with the time reached. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cvodes/cvodes.h>
+#include <nvector/nvector_serial.h>
+#include <sundials/sundials_context.h>
+#include <sunlinsol/sunlinsol_band.h>
+#include <sunlinsol/sunlinsol_dense.h>
+#include <sunlinsol/sunlinsol_klu.h>
+#include <sunlinsol/sunlinsol_spgmr.h>
+#include <sunmatrix/sunmatrix_band.h>
+#include <sunmatrix/sunmatrix_dense.h>
+#include <sunmatrix/sunmatrix_sparse.h>
+#include <sunnonlinsol/sunnonlinsol_fixedpoint.h>
+
+#include "cotangent/ode.h"
+
+/* Positions of the named inputs "t", "y", "p" (and a direction "d_y") in a
+ * function's input list; -1 where absent. */
+typedef struct bound_fun {
+  ct_fun *f;
+  long t, y, p, dy;
+} bound_fun;
+
+struct ct_ode {
+  ct_context *ctx;
+  size_t n, np, nroots;
+  bound_fun rhs, jac, jvp, y0, roots;
+  ct_sparsity *pattern; /* df/dy, CSC */
+  long mu, ml;          /* bandwidths of the pattern */
+  size_t work;          /* doubles the largest evaluation needs */
+};
+
+/* ---- Building a model -------------------------------------------------------- */
+
+static int bind(ct_context *ctx, ct_fun *f, bound_fun *b) {
+  b->f = f;
+  b->t = ct_fun_in_index(f, "t");
+  b->y = ct_fun_in_index(f, "y");
+  b->p = ct_fun_in_index(f, "p");
+  b->dy = ct_fun_in_index(f, "d_y");
+  for (size_t i = 0; i < ct_fun_n_in(f); i++) {
+    const char *name = ct_fun_in_name(f, i);
+    if (strcmp(name, "t") && strcmp(name, "y") && strcmp(name, "p") &&
+        strcmp(name, "d_y"))
+      return CT_ERROR(ctx, CT_ERR_ARG,
+                      "model function input '%s' is not one of t, y, p", name);
+  }
+  return CT_OK;
+}
+
+/* Checks that input `name` of f, if present, has size n (or is required). */
+static int check_input(ct_context *ctx, const ct_fun *f, const char *what,
+                       const char *name, size_t n, int required) {
+  long i = ct_fun_in_index(f, name);
+  if (i < 0) {
+    if (!required) return CT_OK;
+    return CT_ERROR(ctx, CT_ERR_ARG, "the %s function has no input '%s'", what, name);
+  }
+  if (ct_fun_in_size(f, (size_t)i) != n)
+    return CT_ERROR(ctx, CT_ERR_ARG, "input '%s' of the %s function has %zu "
+                    "components, expected %zu", name, what,
+                    ct_fun_in_size(f, (size_t)i), n);
+  return CT_OK;
+}
+
+/* A private copy of f with only output `out` (which must exist). */
+static int own_output(ct_context *ctx, const ct_fun *f, const char *what,
+                      const char *out, ct_fun **copy) {
+  if (ct_fun_out_index(f, out) < 0)
+    return CT_ERROR(ctx, CT_ERR_ARG, "the %s function has no output '%s'", what, out);
+  const char *names[] = {out, NULL};
+  return ct_fun_select_outputs(ctx, f, names, copy);
+}
+
+static void band_widths(const ct_sparsity *s, long *mu, long *ml) {
+  *mu = *ml = 0;
+  for (size_t j = 0; j < s->ncols; j++)
+    for (size_t q = s->colptr[j]; q < s->colptr[j + 1]; q++) {
+      long d = (long)j - (long)s->rowind[q];
+      if (d > *mu) *mu = d;
+      if (-d > *ml) *ml = -d;
+    }
+}
+
+static size_t max_work(const ct_ode *m) {
+  const bound_fun *all[] = {&m->rhs, &m->jac, &m->jvp, &m->y0, &m->roots};
+  size_t w = 1;
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    if (all[i]->f && ct_fun_work_size(all[i]->f) > w) w = ct_fun_work_size(all[i]->f);
+  return w;
+}
+
+static int ode_fill(ct_context *ctx, ct_ode *m, const ct_fun *rhs,
+                    const ct_fun *y0, const ct_fun *roots) {
+  CT_CHECK(ctx, own_output(ctx, rhs, "right-hand side", "f", &m->rhs.f));
+  CT_CHECK(ctx, bind(ctx, m->rhs.f, &m->rhs));
+  if (m->rhs.y < 0)
+    return CT_ERROR(ctx, CT_ERR_ARG, "the right-hand side function has no input 'y'");
+  m->n = ct_fun_in_size(m->rhs.f, (size_t)m->rhs.y);
+  m->np = m->rhs.p < 0 ? 0 : ct_fun_in_size(m->rhs.f, (size_t)m->rhs.p);
+  if (ct_fun_out_size(m->rhs.f, 0) != m->n)
+    return CT_ERROR(ctx, CT_ERR_ARG, "output 'f' has %zu components but 'y' has %zu",
+                    ct_fun_out_size(m->rhs.f, 0), m->n);
+  CT_CHECK(ctx, check_input(ctx, m->rhs.f, "right-hand side", "t", 1, 0));
+  if (y0) {
+    CT_CHECK(ctx, own_output(ctx, y0, "initial value", "y0", &m->y0.f));
+    CT_CHECK(ctx, bind(ctx, m->y0.f, &m->y0));
+    CT_CHECK(ctx, check_input(ctx, m->y0.f, "initial value", "p", m->np, 0));
+    if (ct_fun_out_size(m->y0.f, 0) != m->n)
+      return CT_ERROR(ctx, CT_ERR_ARG, "output 'y0' has %zu components, expected %zu",
+                      ct_fun_out_size(m->y0.f, 0), m->n);
+  }
+  if (roots) {
+    CT_CHECK(ctx, own_output(ctx, roots, "root", "g", &m->roots.f));
+    CT_CHECK(ctx, bind(ctx, m->roots.f, &m->roots));
+    CT_CHECK(ctx, check_input(ctx, m->roots.f, "root", "y", m->n, 0));
+    CT_CHECK(ctx, check_input(ctx, m->roots.f, "root", "p", m->np, 0));
+    m->nroots = ct_fun_out_size(m->roots.f, 0);
+  }
+  const char *wrt_y[] = {"y", NULL};
+  CT_CHECK(ctx, ct_fun_sparse_jac(ctx, m->rhs.f, wrt_y, &m->jac.f, &m->pattern));
+  CT_CHECK(ctx, bind(ctx, m->jac.f, &m->jac));
+  ct_fun *jvp_full = NULL;
+  CT_CHECK(ctx, ct_fun_jvp(ctx, m->rhs.f, 1, wrt_y, &jvp_full));
+  int rc = own_output(ctx, jvp_full, "jvp", "d_f", &m->jvp.f);
+  ct_fun_free(jvp_full);
+  CT_CHECK(ctx, rc);
+  CT_CHECK(ctx, bind(ctx, m->jvp.f, &m->jvp));
+  band_widths(m->pattern, &m->mu, &m->ml);
+  m->work = max_work(m);
+  return CT_OK;
+}
+
+int ct_ode_new(ct_context *ctx, const ct_fun *rhs, const ct_fun *y0,
+               const ct_fun *roots, ct_ode **out) {
+  *out = NULL;
+  if (!rhs) return CT_ERROR(ctx, CT_ERR_ARG, "an ODE model needs a right-hand side");
+  ct_ode *m = ct_calloc(ctx, 1, sizeof *m);
+  if (!m) return ct_error_trace(ctx, CT_ERR_NOMEM, __FILE__, __LINE__, __func__);
+  m->ctx = ctx;
+  int rc = ode_fill(ctx, m, rhs, y0, roots);
+  if (rc < 0) {
+    ct_ode_free(m);
+    return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);
+  }
+  *out = m;
+  return CT_OK;
+}
+
+void ct_ode_free(ct_ode *m) {
+  if (!m) return;
+  ct_fun_free(m->rhs.f);
+  ct_fun_free(m->jac.f);
+  ct_fun_free(m->jvp.f);
+  ct_fun_free(m->y0.f);
+  ct_fun_free(m->roots.f);
+  ct_sparsity_free(m->ctx, m->pattern);
+  ct_free(m->ctx, m);
+}
+
+size_t ct_ode_n_states(const ct_ode *m) { return m->n; }
+size_t ct_ode_n_params(const ct_ode *m) { return m->np; }
+size_t ct_ode_n_roots(const ct_ode *m) { return m->nroots; }
+size_t ct_ode_jac_nnz(const ct_ode *m) { return m->pattern->nnz; }
+
+/* ---- Options ------------------------------------------------------------------ */
+
+static const char *const linsol_names[] = {"auto", "dense", "band", "klu", "gmres"};
+
+const char *ct_ode_linsol_name(ct_ode_linsol ls) {
+  return (unsigned)ls < sizeof linsol_names / sizeof *linsol_names
+             ? linsol_names[ls] : "unknown";
+}
+
+int ct_ode_linsol_from_name(ct_context *ctx, const char *name, ct_ode_linsol *ls) {
+  for (size_t i = 0; name && i < sizeof linsol_names / sizeof *linsol_names; i++)
+    if (strcmp(name, linsol_names[i]) == 0) {
+      *ls = (ct_ode_linsol)i;
+      return CT_OK;
+    }
+  return CT_ERROR(ctx, CT_ERR_ARG,
+                  "unknown linear solver '%s' (expected auto, dense, band, klu or gmres)",
+                  name ? name : "(null)");
+}
+
+ct_ode_options ct_ode_default_options(void) {
+  ct_ode_options o = {CT_ODE_BDF, CT_LINSOL_AUTO, 1e-6, 1e-8, NULL, 0, 0, 1};
+  return o;
+}
+
+/* The linear solver `auto` means for this model: dense when small or
+ * dense-ish, banded when the band is narrow, else KLU. */
+static ct_ode_linsol pick_linsol(const ct_ode *m) {
+  size_t n = m->n, nnz = m->pattern->nnz;
+  if (n <= 50 || (double)nnz > 0.2 * (double)n * (double)n) return CT_LINSOL_DENSE;
+  if ((size_t)(m->mu + m->ml + 1) * 4 <= n && m->mu + m->ml + 1 <= 64)
+    return CT_LINSOL_BAND;
+  return CT_LINSOL_KLU;
+}
+
+static int check_options(ct_context *ctx, const ct_ode *m, const ct_ode_options *o,
+                         const double *tout, size_t n_tout) {
+  if (!(o->rtol > 0) || !isfinite(o->rtol))
+    return CT_ERROR(ctx, CT_ERR_ARG, "rtol must be positive, got %g", o->rtol);
+  if (!o->atol_v && (!(o->atol > 0) || !isfinite(o->atol)))
+    return CT_ERROR(ctx, CT_ERR_ARG, "atol must be positive, got %g", o->atol);
+  for (size_t i = 0; o->atol_v && i < m->n; i++)
+    if (!(o->atol_v[i] > 0) || !isfinite(o->atol_v[i]))
+      return CT_ERROR(ctx, CT_ERR_ARG, "atol[%zu] must be positive, got %g", i, o->atol_v[i]);
+  if ((unsigned)o->linsol > CT_LINSOL_GMRES)
+    return CT_ERROR(ctx, CT_ERR_ARG, "unknown linear solver %d", (int)o->linsol);
+  if (o->method != CT_ODE_BDF && o->method != CT_ODE_ADAMS)
+    return CT_ERROR(ctx, CT_ERR_ARG, "unknown method %d", (int)o->method);
+  if (n_tout < 1 || !tout)
+    return CT_ERROR(ctx, CT_ERR_ARG, "ct_ode_solve needs at least the initial time in tout");
+  for (size_t k = 0; k < n_tout; k++) {
+    if (!isfinite(tout[k]))
+      return CT_ERROR(ctx, CT_ERR_ARG, "output time %zu is not finite", k);
+    if (k && !(tout[k] > tout[k - 1]))
+      return CT_ERROR(ctx, CT_ERR_ARG, "output times must increase: tout[%zu] = %g "
+                      "after %g", k, tout[k], tout[k - 1]);
+  }
+  return CT_OK;
+}
+
+/* ---- Callbacks ------------------------------------------------------------------- */
+
+/* What every CVODES callback needs. */
+typedef struct run {
+  ct_context *ctx;
+  const ct_ode *m;
+  const double *p;
+  double *work;
+  double *jac_vals;  /* nnz: the Jacobian's nonzeros, CSC order */
+  double t_buf;
+  char cause[256];   /* set by a callback that fails */
+  char sundials[256]; /* SUNDIALS' own last error message */
+} run;
+
+/* Evaluates b at (t, y, p[, v]) writing `out`. */
+static int eval_at(run *r, const bound_fun *b, double t, const double *y,
+                   const double *v, double *out) {
+  const double *in[4] = {0};
+  r->t_buf = t;
+  if (b->t >= 0) in[b->t] = &r->t_buf;
+  if (b->y >= 0) in[b->y] = y;
+  if (b->p >= 0) in[b->p] = r->p;
+  if (b->dy >= 0) in[b->dy] = v;
+  double *outs[1] = {out};
+  return ct_fun_eval(r->ctx, b->f, in, outs, r->work);
+}
+
+/* 0 when all of v is finite; else records which component and returns 1
+ * (a recoverable failure: CVODES retries with a smaller step). */
+static int check_finite(run *r, const char *what, const double *v, size_t n, double t) {
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(v[i])) {
+      snprintf(r->cause, sizeof r->cause, "the %s is %s in component %zu at t = %.6g",
+               what, isnan(v[i]) ? "NaN" : "infinite", i, t);
+      return 1;
+    }
+  return 0;
+}
+
+static int rhs_cb(sunrealtype t, N_Vector y, N_Vector ydot, void *ud) {
+  run *r = ud;
+  double *f = N_VGetArrayPointer(ydot);
+  if (eval_at(r, &r->m->rhs, t, N_VGetArrayPointer(y), NULL, f) < 0) return -1;
+  return check_finite(r, "right-hand side", f, r->m->n, t);
+}
+
+static int root_cb(sunrealtype t, N_Vector y, sunrealtype *g, void *ud) {
+  run *r = ud;
+  return eval_at(r, &r->m->roots, t, N_VGetArrayPointer(y), NULL, g) < 0 ? -1 : 0;
+}
+
+/* The Jacobian's nonzeros (CSC order of the pattern) into r->jac_vals. */
+static int jac_values(run *r, double t, N_Vector y) {
+  if (eval_at(r, &r->m->jac, t, N_VGetArrayPointer(y), NULL, r->jac_vals) < 0)
+    return -1;
+  return check_finite(r, "Jacobian", r->jac_vals, r->m->pattern->nnz, t);
+}
+
+static int jac_dense_cb(sunrealtype t, N_Vector y, N_Vector fy, SUNMatrix J,
+                        void *ud, N_Vector t1, N_Vector t2, N_Vector t3) {
+  (void)fy, (void)t1, (void)t2, (void)t3;
+  run *r = ud;
+  int rc = jac_values(r, t, y);
+  if (rc) return rc;
+  const ct_sparsity *s = r->m->pattern;
+  size_t n = r->m->n;
+  double *a = SUNDenseMatrix_Data(J);
+  memset(a, 0, n * n * sizeof *a);
+  for (size_t j = 0; j < n; j++)
+    for (size_t q = s->colptr[j]; q < s->colptr[j + 1]; q++)
+      a[j * n + s->rowind[q]] = r->jac_vals[q];
+  return 0;
+}
+
+static int jac_band_cb(sunrealtype t, N_Vector y, N_Vector fy, SUNMatrix J,
+                       void *ud, N_Vector t1, N_Vector t2, N_Vector t3) {
+  (void)fy, (void)t1, (void)t2, (void)t3;
+  run *r = ud;
+  int rc = jac_values(r, t, y);
+  if (rc) return rc;
+  const ct_sparsity *s = r->m->pattern;
+  SUNMatZero(J);
+  for (size_t j = 0; j < s->ncols; j++)
+    for (size_t q = s->colptr[j]; q < s->colptr[j + 1]; q++)
+      SM_ELEMENT_B(J, (sunindextype)s->rowind[q], (sunindextype)j) = r->jac_vals[q];
+  return 0;
+}
+
+/* KLU: SUNDIALS zeroes the matrix, index arrays included, before each call,
+ * so the pattern is written every time. */
+static int jac_sparse_cb(sunrealtype t, N_Vector y, N_Vector fy, SUNMatrix J,
+                         void *ud, N_Vector t1, N_Vector t2, N_Vector t3) {
+  (void)fy, (void)t1, (void)t2, (void)t3;
+  run *r = ud;
+  int rc = jac_values(r, t, y);
+  if (rc) return rc;
+  const ct_sparsity *s = r->m->pattern;
+  sunindextype *colptr = SUNSparseMatrix_IndexPointers(J);
+  sunindextype *rowval = SUNSparseMatrix_IndexValues(J);
+  double *data = SUNSparseMatrix_Data(J);
+  for (size_t j = 0; j <= s->ncols; j++) colptr[j] = (sunindextype)s->colptr[j];
+  for (size_t q = 0; q < s->nnz; q++) {
+    rowval[q] = (sunindextype)s->rowind[q];
+    data[q] = r->jac_vals[q];
+  }
+  return 0;
+}
+
+static int jtimes_cb(N_Vector v, N_Vector Jv, sunrealtype t, N_Vector y,
+                     N_Vector fy, void *ud, N_Vector tmp) {
+  (void)fy, (void)tmp;
+  run *r = ud;
+  double *out = N_VGetArrayPointer(Jv);
+  if (eval_at(r, &r->m->jvp, t, N_VGetArrayPointer(y), N_VGetArrayPointer(v), out) < 0)
+    return -1;
+  return check_finite(r, "Jacobian-vector product", out, r->m->n, t);
+}
+
+/* Keeps SUNDIALS' message for the failure report instead of printing it. */
+static void sundials_error(int code, const char *module, const char *function,
+                           char *msg, void *ud) {
+  run *r = ud;
+  snprintf(r->sundials, sizeof r->sundials, "%s %s (%d): %s", module, function,
+           code, msg);
+}
+
+/* ---- Integration ---------------------------------------------------------------- */
+
+/* The CVODES objects of one solve. */
+typedef struct cvode_set {
+  SUNContext sun;
+  N_Vector y, atol;
+  SUNMatrix A;
+  SUNLinearSolver LS;
+  SUNNonlinearSolver NLS;
+  void *cv;
+} cvode_set;
+
+static void cvode_set_free(cvode_set *c) {
+  if (c->cv) CVodeFree(&c->cv);
+  if (c->LS) SUNLinSolFree(c->LS);
+  if (c->NLS) SUNNonlinSolFree(c->NLS);
+  if (c->A) SUNMatDestroy(c->A);
+  if (c->y) N_VDestroy(c->y);
+  if (c->atol) N_VDestroy(c->atol);
+  if (c->sun) SUNContext_Free(&c->sun);
+}
+
+#define SUN_CALL(ctx, call)                                                   \
+  do {                                                                        \
+    int flag_ = (call);                                                       \
+    if (flag_ < 0)                                                            \
+      return CT_ERROR((ctx), CT_ERR_EXTERNAL, "%s failed with flag %d", #call, \
+                      flag_);                                                 \
+  } while (0)
+#define SUN_NEW(ctx, var, expr)                                               \
+  do {                                                                        \
+    if (!((var) = (expr)))                                                    \
+      return CT_ERROR((ctx), CT_ERR_NOMEM, "%s returned NULL", #expr);        \
+  } while (0)
+
+static int attach_linear_solver(run *r, cvode_set *c, ct_ode_linsol ls) {
+  ct_context *ctx = r->ctx;
+  const ct_ode *m = r->m;
+  sunindextype n = (sunindextype)m->n;
+  switch (ls) {
+    case CT_LINSOL_DENSE:
+      SUN_NEW(ctx, c->A, SUNDenseMatrix(n, n, c->sun));
+      SUN_NEW(ctx, c->LS, SUNLinSol_Dense(c->y, c->A, c->sun));
+      SUN_CALL(ctx, CVodeSetLinearSolver(c->cv, c->LS, c->A));
+      SUN_CALL(ctx, CVodeSetJacFn(c->cv, jac_dense_cb));
+      break;
+    case CT_LINSOL_BAND:
+      SUN_NEW(ctx, c->A, SUNBandMatrix(n, (sunindextype)m->mu, (sunindextype)m->ml, c->sun));
+      SUN_NEW(ctx, c->LS, SUNLinSol_Band(c->y, c->A, c->sun));
+      SUN_CALL(ctx, CVodeSetLinearSolver(c->cv, c->LS, c->A));
+      SUN_CALL(ctx, CVodeSetJacFn(c->cv, jac_band_cb));
+      break;
+    case CT_LINSOL_KLU:
+      SUN_NEW(ctx, c->A, SUNSparseMatrix(n, n, (sunindextype)(m->pattern->nnz ? m->pattern->nnz : 1),
+                                         CSC_MAT, c->sun));
+      SUN_NEW(ctx, c->LS, SUNLinSol_KLU(c->y, c->A, c->sun));
+      SUN_CALL(ctx, CVodeSetLinearSolver(c->cv, c->LS, c->A));
+      SUN_CALL(ctx, CVodeSetJacFn(c->cv, jac_sparse_cb));
+      break;
+    default: /* GMRES, matrix-free, no preconditioner */
+      SUN_NEW(ctx, c->LS, SUNLinSol_SPGMR(c->y, SUN_PREC_NONE, 0, c->sun));
+      SUN_CALL(ctx, CVodeSetLinearSolver(c->cv, c->LS, NULL));
+      SUN_CALL(ctx, CVodeSetJacTimes(c->cv, NULL, jtimes_cb));
+      break;
+  }
+  return CT_OK;
+}
+
+static int cvode_setup(run *r, cvode_set *c, const ct_ode_options *o,
+                       double t0, const double *y0, ct_ode_linsol ls) {
+  ct_context *ctx = r->ctx;
+  const ct_ode *m = r->m;
+  SUN_CALL(ctx, SUNContext_Create(NULL, &c->sun));
+  SUN_NEW(ctx, c->y, N_VNew_Serial((sunindextype)m->n, c->sun));
+  memcpy(N_VGetArrayPointer(c->y), y0, m->n * sizeof *y0);
+  SUN_NEW(ctx, c->cv, CVodeCreate(o->method == CT_ODE_ADAMS ? CV_ADAMS : CV_BDF, c->sun));
+  SUN_CALL(ctx, CVodeSetErrHandlerFn(c->cv, sundials_error, r));
+  SUN_CALL(ctx, CVodeInit(c->cv, rhs_cb, t0, c->y));
+  SUN_CALL(ctx, CVodeSetUserData(c->cv, r));
+  if (o->atol_v) {
+    SUN_NEW(ctx, c->atol, N_VNew_Serial((sunindextype)m->n, c->sun));
+    memcpy(N_VGetArrayPointer(c->atol), o->atol_v, m->n * sizeof *o->atol_v);
+    SUN_CALL(ctx, CVodeSVtolerances(c->cv, o->rtol, c->atol));
+  } else {
+    SUN_CALL(ctx, CVodeSStolerances(c->cv, o->rtol, o->atol));
+  }
+  if (o->max_steps) SUN_CALL(ctx, CVodeSetMaxNumSteps(c->cv, o->max_steps));
+  if (o->max_step > 0) SUN_CALL(ctx, CVodeSetMaxStep(c->cv, o->max_step));
+  if (m->nroots) SUN_CALL(ctx, CVodeRootInit(c->cv, (int)m->nroots, root_cb));
+  if (o->method == CT_ODE_ADAMS) { /* non-stiff: fixed-point iteration */
+    SUN_NEW(ctx, c->NLS, SUNNonlinSol_FixedPoint(c->y, 0, c->sun));
+    SUN_CALL(ctx, CVodeSetNonlinearSolver(c->cv, c->NLS));
+    return CT_OK;
+  }
+  return attach_linear_solver(r, c, ls);
+}
+
+static void collect_stats(void *cv, ct_ode_stats *s) {
+  CVodeGetNumSteps(cv, &s->steps);
+  CVodeGetNumRhsEvals(cv, &s->rhs_evals);
+  CVodeGetNumLinSolvSetups(cv, &s->lin_setups);
+  CVodeGetNumErrTestFails(cv, &s->err_test_fails);
+  CVodeGetNumNonlinSolvIters(cv, &s->nonlin_iters);
+  CVodeGetNumNonlinSolvConvFails(cv, &s->nonlin_conv_fails);
+  CVodeGetNumGEvals(cv, &s->root_evals);
+  CVodeGetNumJacEvals(cv, &s->jac_evals);
+  CVodeGetNumJtimesEvals(cv, &s->jtimes_evals);
+  CVodeGetNumLinIters(cv, &s->lin_iters);
+  CVodeGetLastStep(cv, &s->last_step);
+  CVodeGetLastOrder(cv, &s->last_order);
+}
+
+/* The cause of a CVode failure in words. */
+static const char *failure_cause(int flag, const ct_ode_options *o) {
+  switch (flag) {
+    case CV_TOO_MUCH_WORK:
+      return o->max_steps ? "too much work: the step limit (max_steps) was reached"
+                          : "too much work: 500 steps without reaching the next "
+                            "output time (raise max_steps)";
+    case CV_TOO_MUCH_ACC: return "too much accuracy requested for machine precision";
+    case CV_ERR_FAILURE:
+      return "error test failed repeatedly or the step size underflowed";
+    case CV_CONV_FAILURE:
+      return "the nonlinear iteration failed to converge repeatedly (singular or "
+             "ill-conditioned iteration matrix?)";
+    case CV_LSETUP_FAIL:
+      return "the linear solver setup failed (singular iteration matrix?)";
+    case CV_LSOLVE_FAIL: return "the linear solve failed";
+    case CV_RHSFUNC_FAIL:
+    case CV_FIRST_RHSFUNC_ERR:
+    case CV_REPTD_RHSFUNC_ERR:
+    case CV_UNREC_RHSFUNC_ERR: return "the right-hand side failed";
+    case CV_RTFUNC_FAIL: return "the root function failed";
+    default: return "the integrator failed";
+  }
+}
+
+static int result_new(ct_context *ctx, const ct_ode *m, size_t cap,
+                      ct_ode_result **out) {
+  ct_ode_result *res = ct_calloc(ctx, 1, sizeof *res);
+  if (!res) return CT_ERR_NOMEM;
+  *out = res;
+  res->n = m->n;
+  res->t = ct_alloc(ctx, cap * sizeof *res->t);
+  res->y = ct_alloc(ctx, cap * (m->n ? m->n : 1) * sizeof *res->y);
+  if (!res->t || !res->y) return CT_ERR_NOMEM;
+  return CT_OK;
+}
+
+static void store_output(ct_ode_result *res, double t, const double *y) {
+  res->t[res->n_out] = t;
+  memcpy(res->y + res->n_out * res->n, y, res->n * sizeof *y);
+  res->n_out++;
+}
+
+static int record_root(run *r, cvode_set *c, ct_ode_result *res, double t) {
+  ct_ode_root *roots = ct_realloc_array(r->ctx, res->roots, res->n_roots_found + 1,
+                                        sizeof *roots);
+  if (!roots) return CT_ERR_NOMEM;
+  res->roots = roots;
+  ct_ode_root *root = &roots[res->n_roots_found];
+  root->t = t;
+  root->which = ct_calloc(r->ctx, r->m->nroots, sizeof *root->which);
+  if (!root->which) return CT_ERR_NOMEM;
+  res->n_roots_found++;
+  SUN_CALL(r->ctx, CVodeGetRootInfo(c->cv, root->which));
+  return CT_OK;
+}
+
+/* Writes "t = <reached>: <cause> (<detail>); <SUNDIALS' message>" into the
+ * result, leaving out the parts that are empty. */
+static void append(char *buf, size_t size, const char *fmt, const char *text) {
+  size_t len = strlen(buf);
+  if (*text && len + 1 < size) snprintf(buf + len, size - len, fmt, text);
+}
+
+static void describe_failure(ct_ode_result *res, const char *cause,
+                             const char *detail, const char *sundials) {
+  snprintf(res->message, sizeof res->message, "t = %.6g: %s", res->t_reached, cause);
+  append(res->message, sizeof res->message, " (%s)", detail);
+  append(res->message, sizeof res->message, "; %s", sundials);
+}
+
+/* Runs CVode through the output times, filling res; a failure is recorded
+ * in res (message with the time reached) and returned. */
+static int integrate(run *r, cvode_set *c, const ct_ode_options *o,
+                     const double *tout, size_t n_tout, ct_ode_result *res) {
+  double *y = N_VGetArrayPointer(c->y);
+  store_output(res, tout[0], y);
+  res->t_reached = tout[0];
+  for (size_t k = 1; k < n_tout;) {
+    double t = tout[0];
+    int flag = CVode(c->cv, tout[k], c->y, &t, CV_NORMAL);
+    res->t_reached = t;
+    if (flag == CV_ROOT_RETURN) {
+      CT_CHECK(r->ctx, record_root(r, c, res, t));
+      if (o->stop_at_roots) {
+        store_output(res, t, y);
+        return CT_OK;
+      }
+      continue;
+    }
+    if (flag < 0) {
+      CVodeGetCurrentTime(c->cv, &res->t_reached);
+      describe_failure(res, failure_cause(flag, o), r->cause, r->sundials);
+      return CT_ERROR(r->ctx, CT_ERR_SOLVER, "%s", res->message);
+    }
+    store_output(res, t, y);
+    k++;
+  }
+  return CT_OK;
+}
+
+/* Initial values: the model's y0(p), or the caller's. */
+static int initial_values(run *r, const double *y0, double *out) {
+  const ct_ode *m = r->m;
+  if (!m->y0.f) {
+    if (!y0)
+      return CT_ERROR(r->ctx, CT_ERR_ARG,
+                      "the model has no initial-value function: pass y0");
+    memcpy(out, y0, m->n * sizeof *out);
+    return CT_OK;
+  }
+  CT_CHECK(r->ctx, eval_at(r, &m->y0, 0, NULL, NULL, out));
+  return CT_OK;
+}
+
+static int solve_run(run *r, const ct_ode_options *o, const double *y0,
+                     const double *tout, size_t n_tout, ct_ode_result *res) {
+  ct_context *ctx = r->ctx;
+  const ct_ode *m = r->m;
+  double *y_init = ct_alloc(ctx, (m->n ? m->n : 1) * sizeof *y_init);
+  if (!y_init) return CT_ERR_NOMEM;
+  cvode_set c = {0};
+  int rc = initial_values(r, y0, y_init);
+  ct_ode_linsol ls = o->linsol == CT_LINSOL_AUTO ? pick_linsol(m) : o->linsol;
+  res->linsol = o->method == CT_ODE_ADAMS ? CT_LINSOL_AUTO : ls;
+  if (rc == CT_OK && o->linsol == CT_LINSOL_AUTO && o->method == CT_ODE_BDF)
+    ct_context_log(ctx, CT_LOG_INFO,
+                   "linear solver auto: %s (%zu states, %zu Jacobian nonzeros, "
+                   "bandwidths %ld/%ld)", ct_ode_linsol_name(ls), m->n,
+                   m->pattern->nnz, m->mu, m->ml);
+  if (rc == CT_OK) rc = cvode_setup(r, &c, o, tout[0], y_init, ls);
+  if (rc == CT_OK) rc = integrate(r, &c, o, tout, n_tout, res);
+  if (c.cv) collect_stats(c.cv, &res->stats);
+  cvode_set_free(&c);
+  ct_free(ctx, y_init);
+  return rc;
+}
+
+int ct_ode_solve(ct_context *ctx, const ct_ode *m, const double *p,
+                 const double *y0, const double *tout, size_t n_tout,
+                 const ct_ode_options *opts, ct_ode_result **out) {
+  *out = NULL;
+  ct_ode_options o = opts ? *opts : ct_ode_default_options();
+  CT_CHECK(ctx, check_options(ctx, m, &o, tout, n_tout));
+  if (m->np && !p)
+    return CT_ERROR(ctx, CT_ERR_ARG, "the model has %zu parameters: pass p", m->np);
+  run r = {ctx, m, p, NULL, NULL, 0, "", ""};
+  ct_ode_result *res = NULL;
+  int rc = result_new(ctx, m, n_tout + 1, &res);
+  r.work = rc < 0 ? NULL : ct_alloc(ctx, m->work * sizeof *r.work);
+  r.jac_vals = rc < 0 ? NULL
+                      : ct_alloc(ctx, (m->pattern->nnz ? m->pattern->nnz : 1) *
+                                          sizeof *r.jac_vals);
+  if (rc == CT_OK && (!r.work || !r.jac_vals)) rc = CT_ERR_NOMEM;
+  if (rc == CT_OK) rc = solve_run(&r, &o, y0, tout, n_tout, res);
+  ct_free(ctx, r.work);
+  ct_free(ctx, r.jac_vals);
+  if (rc == CT_ERR_NOMEM || (rc < 0 && rc != CT_ERR_SOLVER)) {
+    ct_ode_result_free(ctx, res);
+    return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);
+  }
+  res->status = rc;
+  *out = res; /* a solver failure keeps what was computed */
+  return rc < 0 ? ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__) : CT_OK;
+}
+
+void ct_ode_result_free(ct_context *ctx, ct_ode_result *r) {
+  if (!r) return;
+  for (size_t i = 0; i < r->n_roots_found; i++) ct_free(ctx, r->roots[i].which);
+  ct_free(ctx, r->roots);
+  ct_free(ctx, r->t);
+  ct_free(ctx, r->y);
+  ct_free(ctx, r);
+}

@@ -1,0 +1,522 @@
+/* ODE integration through CVODES with AD-supplied Jacobians: SUNDIALS'
+ * cvsRoberts_dns reference reproduced, every linear solver on the same
+ * problems, Adams on a non-stiff problem, parameter-dependent initial values
+ * against the exact solution, events, failures with the time reached and
+ * partial results, bad arguments, and fault injection. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cotangent/ode.h"
+#include "ct_test.h"
+
+#ifndef CT_SUNDIALS_EXAMPLES
+#define CT_SUNDIALS_EXAMPLES "/usr/share/doc/libsundials-dev/examples"
+#endif
+
+/* ---- Models ------------------------------------------------------------------ */
+
+static ct_fun *finish(ct_graph *g) {
+  ct_fun *f = NULL;
+  int rc = ct_graph_finalize(g, &f);
+  ct_graph_free(g);
+  if (rc != CT_OK) fail_msg("tracing failed: %d", rc);
+  return f;
+}
+
+/* Robertson, in the same arithmetic order as SUNDIALS' cvsRoberts_dns. */
+static ct_fun *robertson_rhs(ct_context *ctx) {
+  ct_graph *g = ct_graph_new(ctx);
+  ct_var y[3], f[3];
+  ct_graph_input(g, "y", 3, NULL, y);
+  f[0] = ct_add(ct_mulc(y[0], -0.04), ct_mul(ct_mulc(y[1], 1.0e4), y[2]));
+  f[2] = ct_mul(ct_mulc(y[1], 3.0e7), y[1]);
+  f[1] = ct_sub(ct_neg(f[0]), f[2]);
+  ct_graph_output(g, "f", 3, f);
+  return finish(g);
+}
+
+static ct_fun *robertson_roots(ct_context *ctx) {
+  ct_graph *g = ct_graph_new(ctx);
+  ct_var y[3], r[2];
+  ct_graph_input(g, "y", 3, NULL, y);
+  r[0] = ct_addc(y[0], -1.0e-4);
+  r[1] = ct_addc(y[2], -0.01);
+  ct_graph_output(g, "g", 2, r);
+  return finish(g);
+}
+
+/* 1-D Brusselator with diffusion on n cells, states interleaved (u0, v0,
+ * u1, v1, ...): banded with bandwidths 2. Fixed ends. */
+static ct_fun *brusselator_1d(ct_context *ctx, size_t cells) {
+  ct_graph *g = ct_graph_new(ctx);
+  ct_var *y = malloc(2 * cells * sizeof *y), *f = malloc(2 * cells * sizeof *f);
+  ct_graph_input(g, "y", 2 * cells, NULL, y);
+  const double A = 1.0, B = 3.0, alpha = 0.02 * (double)(cells + 1) * (double)(cells + 1);
+  ct_var one = ct_const(g, 1.0), three = ct_const(g, 3.0);
+  for (size_t i = 0; i < cells; i++) {
+    ct_var u = y[2 * i], v = y[2 * i + 1];
+    ct_var ul = i ? y[2 * i - 2] : one, ur = i + 1 < cells ? y[2 * i + 2] : one;
+    ct_var vl = i ? y[2 * i - 1] : three, vr = i + 1 < cells ? y[2 * i + 3] : three;
+    ct_var u2v = ct_mul(ct_sqr(u), v);
+    ct_var lap_u = ct_sub(ct_add(ul, ur), ct_mulc(u, 2)), lap_v = ct_sub(ct_add(vl, vr), ct_mulc(v, 2));
+    f[2 * i] = ct_add(ct_sub(ct_addc(u2v, A), ct_mulc(u, B + 1)), ct_mulc(lap_u, alpha));
+    f[2 * i + 1] = ct_add(ct_sub(ct_mulc(u, B), u2v), ct_mulc(lap_v, alpha));
+  }
+  ct_graph_output(g, "f", 2 * cells, f);
+  free(y);
+  free(f);
+  return finish(g);
+}
+
+/* A seeded random mass-action network: n species, 3n reactions, each
+ * A + B -> C or A -> B + C with rate k A B or k A. Not banded. */
+static ct_fun *network(ct_context *ctx, size_t n, unsigned seed) {
+  ct_graph *g = ct_graph_new(ctx);
+  ct_var *c = malloc(n * sizeof *c), *f = malloc(n * sizeof *f);
+  ct_graph_input(g, "y", n, NULL, c);
+  ct_var zero = ct_const(g, 0);
+  for (size_t i = 0; i < n; i++) f[i] = zero;
+  for (size_t r = 0; r < 3 * n; r++) {
+    size_t a = (size_t)rand_r(&seed) % n, b = (size_t)rand_r(&seed) % n, p = (size_t)rand_r(&seed) % n;
+    double k = 0.1 + 2.0 * rand_r(&seed) / RAND_MAX;
+    int bimolecular = rand_r(&seed) % 2;
+    ct_var rate = bimolecular ? ct_mulc(ct_mul(c[a], c[b]), k) : ct_mulc(c[a], k);
+    f[a] = ct_sub(f[a], rate);
+    if (bimolecular) {
+      f[b] = ct_sub(f[b], rate);
+      f[p] = ct_add(f[p], rate);
+    } else {
+      f[b] = ct_add(f[b], rate);
+      f[p] = ct_add(f[p], rate);
+    }
+  }
+  ct_graph_output(g, "f", n, f);
+  free(c);
+  free(f);
+  return finish(g);
+}
+
+/* ---- SUNDIALS' reference --------------------------------------------------------- */
+
+typedef struct ref_line {
+  double t, y[3];
+} ref_line;
+
+/* Reads the "At t = ... y = ..." lines of cvsRoberts_dns.out. */
+static int read_reference(ref_line *lines, int max) {
+  FILE *f = fopen(CT_SUNDIALS_EXAMPLES "/cvodes/serial/cvsRoberts_dns.out", "r");
+  if (!f) return -1;
+  char buf[256];
+  int n = 0;
+  while (n < max && fgets(buf, sizeof buf, f))
+    if (sscanf(buf, "At t = %lf y = %lf %lf %lf", &lines[n].t, &lines[n].y[0],
+               &lines[n].y[1], &lines[n].y[2]) == 4)
+      n++;
+  fclose(f);
+  return n;
+}
+
+static int rel_close(double a, double b, double rtol) {
+  return fabs(a - b) <= rtol * fmax(fabs(a), fabs(b)) + 1e-300;
+}
+
+static void test_robertson_reference(void **state) {
+  (void)state;
+  ref_line ref[32];
+  int n_ref = read_reference(ref, 32);
+  assert_int_equal(n_ref, 14); /* 12 output times and 2 events */
+
+  ct_context *ctx = ct_context_new(NULL);
+  ct_fun *rhs = robertson_rhs(ctx), *roots = robertson_roots(ctx);
+  ct_ode *ode = NULL;
+  assert_int_equal(ct_ode_new(ctx, rhs, NULL, roots, &ode), CT_OK);
+  ct_fun_free(rhs);
+  ct_fun_free(roots);
+  assert_int_equal(ct_ode_n_states(ode), 3);
+  assert_int_equal(ct_ode_n_roots(ode), 2);
+  assert_int_equal(ct_ode_jac_nnz(ode), 7);
+
+  double tout[13] = {0, 0.4}, y0[3] = {1, 0, 0}, atol[3] = {1e-8, 1e-14, 1e-6};
+  for (int k = 2; k < 13; k++) tout[k] = tout[k - 1] * 10;
+  ct_ode_options o = ct_ode_default_options();
+  o.linsol = CT_LINSOL_DENSE;
+  o.rtol = 1e-4;
+  o.atol_v = atol;
+  o.stop_at_roots = 0;
+  ct_ode_result *res = NULL;
+  assert_int_equal(ct_ode_solve(ctx, ode, NULL, y0, tout, 13, &o, &res), CT_OK);
+  assert_int_equal(res->n_out, 13);
+  assert_int_equal(res->linsol, CT_LINSOL_DENSE);
+
+  /* Every printed digit of the trajectory and the events. */
+  int k = 1, roots_seen = 0;
+  for (int i = 0; i < n_ref; i++) {
+    int is_root = !rel_close(ref[i].t, tout[k], 1e-4);
+    if (is_root) {
+      assert_true(roots_seen < (int)res->n_roots_found);
+      assert_true(rel_close(res->roots[roots_seen].t, ref[i].t, 1e-4));
+      roots_seen++;
+      continue;
+    }
+    for (int j = 0; j < 3; j++)
+      if (!rel_close(res->y[k * 3 + j], ref[i].y[j], 5e-7))
+        fail_msg("t = %g, y%d = %.7e, SUNDIALS prints %.6e", tout[k], j + 1,
+                 res->y[k * 3 + j], ref[i].y[j]);
+    k++;
+  }
+  assert_int_equal(roots_seen, 2);
+  assert_int_equal(res->roots[0].which[0], 0);
+  assert_int_equal(res->roots[0].which[1], 1);
+  assert_int_equal(res->roots[1].which[0], -1);
+  assert_int_equal(res->roots[1].which[1], 0);
+  /* The statistics SUNDIALS prints for its hand-written Jacobian. */
+  assert_int_equal(res->stats.steps, 542);
+  assert_int_equal(res->stats.rhs_evals, 754);
+  assert_int_equal(res->stats.jac_evals, 11);
+  assert_int_equal(res->stats.lin_setups, 107);
+  assert_int_equal(res->stats.err_test_fails, 22);
+  ct_ode_result_free(ctx, res);
+  ct_ode_free(ode);
+  ct_context_free(ctx);
+}
+
+/* ---- Linear solvers ----------------------------------------------------------------- */
+
+static ct_ode_result *solve_with(ct_context *ctx, const ct_ode *ode, const double *y0,
+                                 const double *tout, size_t nt, ct_ode_linsol ls,
+                                 ct_ode_method method) {
+  ct_ode_options o = ct_ode_default_options();
+  o.linsol = ls;
+  o.method = method;
+  o.rtol = 1e-9;
+  o.atol = 1e-11;
+  o.max_steps = 100000;
+  ct_ode_result *res = NULL;
+  int rc = ct_ode_solve(ctx, ode, NULL, y0, tout, nt, &o, &res);
+  if (rc != CT_OK) fail_msg("solve with %s: %s", ct_ode_linsol_name(ls), ct_errmsg(ctx));
+  return res;
+}
+
+static void expect_same_solution(const ct_ode_result *a, const ct_ode_result *b,
+                                 double rtol, double atol, const char *what) {
+  assert_int_equal(a->n_out, b->n_out);
+  for (size_t i = 0; i < a->n_out * a->n; i++)
+    if (fabs(a->y[i] - b->y[i]) > atol + rtol * fabs(a->y[i]))
+      fail_msg("%s: component %zu differs: %.12g vs %.12g", what, i, a->y[i], b->y[i]);
+}
+
+static void check_all_solvers(ct_context *ctx, ct_fun *rhs, const double *y0,
+                              ct_ode_linsol want_auto) {
+  ct_ode *ode = NULL;
+  assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
+  double tout[] = {0, 0.5, 1, 2, 4};
+  ct_ode_result *ref = solve_with(ctx, ode, y0, tout, 5, CT_LINSOL_DENSE, CT_ODE_BDF);
+  const ct_ode_linsol others[] = {CT_LINSOL_BAND, CT_LINSOL_KLU, CT_LINSOL_GMRES,
+                                  CT_LINSOL_AUTO};
+  for (size_t i = 0; i < 4; i++) {
+    ct_ode_result *r = solve_with(ctx, ode, y0, tout, 5, others[i], CT_ODE_BDF);
+    expect_same_solution(ref, r, 1e-6, 1e-9, ct_ode_linsol_name(others[i]));
+    if (others[i] == CT_LINSOL_AUTO) assert_int_equal(r->linsol, want_auto);
+    if (others[i] == CT_LINSOL_GMRES) assert_true(r->stats.jtimes_evals > 0);
+    else assert_true(r->stats.jac_evals > 0);
+    ct_ode_result_free(ctx, r);
+  }
+  ct_ode_result_free(ctx, ref);
+  ct_ode_free(ode);
+}
+
+static void test_linear_solvers_agree(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_fun *bru = brusselator_1d(ctx, 100);
+  double *y0 = malloc(200 * sizeof *y0);
+  for (int i = 0; i < 100; i++) {
+    y0[2 * i] = 1 + sin(6.283185307179586 * (i + 1) / 101.0);
+    y0[2 * i + 1] = 3;
+  }
+  check_all_solvers(ctx, bru, y0, CT_LINSOL_BAND);
+  ct_fun_free(bru);
+  free(y0);
+
+  ct_fun *net = network(ctx, 100, 7);
+  double c0[100];
+  for (int i = 0; i < 100; i++) c0[i] = 0.5 + 0.01 * i;
+  check_all_solvers(ctx, net, c0, CT_LINSOL_KLU);
+  ct_fun_free(net);
+
+  ct_fun *rob = robertson_rhs(ctx);
+  double r0[3] = {1, 0, 0};
+  ct_ode *ode = NULL;
+  assert_int_equal(ct_ode_new(ctx, rob, NULL, NULL, &ode), CT_OK);
+  double tout[] = {0, 1, 10};
+  ct_ode_result *r = solve_with(ctx, ode, r0, tout, 3, CT_LINSOL_AUTO, CT_ODE_BDF);
+  assert_int_equal(r->linsol, CT_LINSOL_DENSE);
+  ct_ode_result_free(ctx, r);
+  ct_ode_free(ode);
+  ct_fun_free(rob);
+  ct_context_free(ctx);
+}
+
+/* ---- Methods, parameters, initial values ------------------------------------------- */
+
+/* Lotka–Volterra with parameters p = (a, b, c, d), and Adams against BDF. */
+static void test_adams_nonstiff(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_graph *g = ct_graph_new(ctx);
+  ct_var u[2], p[4];
+  ct_graph_input(g, "y", 2, NULL, u);
+  ct_graph_input(g, "p", 4, NULL, p);
+  ct_var xy = ct_mul(u[0], u[1]);
+  ct_var f[2] = {ct_sub(ct_mul(p[0], u[0]), ct_mul(p[1], xy)),
+                 ct_sub(ct_mul(p[3], xy), ct_mul(p[2], u[1]))};
+  ct_graph_output(g, "f", 2, f);
+  ct_fun *rhs = finish(g);
+  ct_ode *ode = NULL;
+  assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
+  assert_int_equal(ct_ode_n_params(ode), 4);
+  double pv[4] = {1.5, 1.0, 3.0, 1.0}, y0[2] = {1, 1}, tout[] = {0, 1, 5, 10};
+  ct_ode_options o = ct_ode_default_options();
+  o.rtol = 1e-10;
+  o.atol = 1e-12;
+  o.max_steps = 100000;
+  ct_ode_result *bdf = NULL, *adams = NULL;
+  assert_int_equal(ct_ode_solve(ctx, ode, pv, y0, tout, 4, &o, &bdf), CT_OK);
+  o.method = CT_ODE_ADAMS;
+  assert_int_equal(ct_ode_solve(ctx, ode, pv, y0, tout, 4, &o, &adams), CT_OK);
+  expect_same_solution(bdf, adams, 1e-7, 1e-9, "adams vs bdf");
+  assert_int_equal(adams->stats.jac_evals, 0); /* fixed point, no Jacobian */
+  /* The parameters are required. */
+  ct_ode_result *none = NULL;
+  assert_int_equal(ct_ode_solve(ctx, ode, NULL, y0, tout, 4, &o, &none), CT_ERR_ARG);
+  assert_non_null(strstr(ct_errmsg(ctx), "4 parameters"));
+  ct_ode_result_free(ctx, bdf);
+  ct_ode_result_free(ctx, adams);
+  ct_ode_free(ode);
+  ct_fun_free(rhs);
+  ct_context_free(ctx);
+}
+
+/* y' = -k y, y(0) = y0(p) = p1: exact solution p1 exp(-p0 t); t as input. */
+static void test_initial_values_from_parameters(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_graph *g = ct_graph_new(ctx);
+  ct_var t, y, p[2];
+  ct_graph_input(g, "t", 1, NULL, &t);
+  ct_graph_input(g, "y", 1, NULL, &y);
+  ct_graph_input(g, "p", 2, NULL, p);
+  ct_var f = ct_mul(ct_neg(p[0]), y);
+  ct_graph_output(g, "f", 1, &f);
+  ct_fun *rhs = finish(g);
+  g = ct_graph_new(ctx);
+  ct_graph_input(g, "p", 2, NULL, p);
+  ct_graph_output(g, "y0", 1, &p[1]);
+  ct_fun *init = finish(g);
+  ct_ode *ode = NULL;
+  assert_int_equal(ct_ode_new(ctx, rhs, init, NULL, &ode), CT_OK);
+  double pv[2] = {0.7, 2.5}, tout[] = {0, 0.5, 1, 3};
+  ct_ode_options o = ct_ode_default_options();
+  o.rtol = 1e-10;
+  o.atol = 1e-12;
+  ct_ode_result *res = NULL;
+  assert_int_equal(ct_ode_solve(ctx, ode, pv, NULL, tout, 4, &o, &res), CT_OK);
+  for (int k = 0; k < 4; k++)
+    assert_true(rel_close(res->y[k], 2.5 * exp(-0.7 * tout[k]), 1e-8));
+  ct_ode_result_free(ctx, res);
+  ct_ode_free(ode);
+  ct_fun_free(rhs);
+  ct_fun_free(init);
+  ct_context_free(ctx);
+}
+
+static void test_stop_at_root(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_fun *rhs = robertson_rhs(ctx), *roots = robertson_roots(ctx);
+  ct_ode *ode = NULL;
+  assert_int_equal(ct_ode_new(ctx, rhs, NULL, roots, &ode), CT_OK);
+  double y0[3] = {1, 0, 0}, tout[] = {0, 0.1, 0.2, 1, 10};
+  ct_ode_options o = ct_ode_default_options();
+  ct_ode_result *res = NULL;
+  assert_int_equal(ct_ode_solve(ctx, ode, NULL, y0, tout, 5, &o, &res), CT_OK);
+  assert_int_equal(res->n_out, 4); /* 0, 0.1, 0.2 and the event */
+  assert_int_equal(res->n_roots_found, 1);
+  /* y3 = 0.01 defines the event; SUNDIALS prints 0.2639 at rtol 1e-4. */
+  if (fabs(res->t[3] - 0.2640) > 3e-4) fail_msg("event at t = %.8g", res->t[3]);
+  assert_true(fabs(res->y[3 * 3 + 2] - 0.01) < 1e-7);
+  ct_ode_result_free(ctx, res);
+  ct_ode_free(ode);
+  ct_fun_free(rhs);
+  ct_fun_free(roots);
+  ct_context_free(ctx);
+}
+
+/* ---- Failures ------------------------------------------------------------------------ */
+
+static ct_ode *scalar_model(ct_context *ctx, int which) {
+  ct_graph *g = ct_graph_new(ctx);
+  ct_var t, y, f;
+  ct_graph_input(g, "t", 1, NULL, &t);
+  ct_graph_input(g, "y", 1, NULL, &y);
+  if (which == 0)
+    f = ct_mul(ct_sqrt(ct_subc(1.0, t)), y); /* NaN for t > 1 */
+  else
+    f = ct_sqr(y); /* y' = y^2 from 1 blows up at t = 1 */
+  ct_graph_output(g, "f", 1, &f);
+  ct_fun *rhs = finish(g);
+  ct_ode *ode = NULL;
+  assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
+  ct_fun_free(rhs);
+  return ode;
+}
+
+static void test_failures_keep_results(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_ode_options o = ct_ode_default_options();
+  double y0 = 1, tout[] = {0, 0.5, 0.9, 2};
+
+  /* NaN from the right-hand side past t = 1. */
+  ct_ode *ode = scalar_model(ctx, 0);
+  ct_ode_result *res = NULL;
+  assert_int_equal(ct_ode_solve(ctx, ode, NULL, &y0, tout, 4, &o, &res), CT_ERR_SOLVER);
+  assert_non_null(res);
+  assert_int_equal(res->status, CT_ERR_SOLVER);
+  assert_int_equal(res->n_out, 3); /* 0, 0.5, 0.9 kept */
+  assert_true(res->t_reached >= 0.9 && res->t_reached <= 1.0 + 1e-9);
+  assert_non_null(strstr(res->message, "t = "));
+  assert_non_null(strstr(res->message, "NaN in component 0"));
+  assert_non_null(strstr(ct_errmsg(ctx), res->message));
+  ct_ode_result_free(ctx, res);
+  ct_ode_free(ode);
+
+  /* Blow-up: the step size collapses before t = 1. */
+  ode = scalar_model(ctx, 1);
+  assert_true(ct_ode_solve(ctx, ode, NULL, &y0, tout, 4, &o, &res) < 0);
+  assert_int_equal(res->n_out, 3);
+  assert_true(res->t_reached > 0.9 && res->t_reached < 1.0);
+  assert_true(strncmp(res->message, "t = 0.9", 7) == 0 || strncmp(res->message, "t = 1", 5) == 0);
+  ct_ode_result_free(ctx, res);
+  ct_ode_free(ode);
+
+  /* Too much work. */
+  ct_fun *rhs = robertson_rhs(ctx);
+  assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
+  double r0[3] = {1, 0, 0}, rt[] = {0, 1e5};
+  o.max_steps = 20;
+  assert_int_equal(ct_ode_solve(ctx, ode, NULL, r0, rt, 2, &o, &res), CT_ERR_SOLVER);
+  assert_non_null(strstr(res->message, "too much work"));
+  assert_int_equal(res->n_out, 1);
+  assert_true(res->t_reached > 0 && res->t_reached < 1e5);
+  assert_int_equal(res->stats.steps, 20);
+  ct_ode_result_free(ctx, res);
+  ct_ode_free(ode);
+  ct_fun_free(rhs);
+  ct_context_free(ctx);
+}
+
+static void test_bad_arguments(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_fun *rhs = robertson_rhs(ctx);
+  ct_ode *ode = NULL;
+  assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
+  double y0[3] = {1, 0, 0}, tout[] = {0, 1}, bad_t[] = {0, 2, 1};
+  ct_ode_options o = ct_ode_default_options();
+  ct_ode_result *res = (ct_ode_result *)1;
+  o.rtol = -1;
+  assert_int_equal(ct_ode_solve(ctx, ode, NULL, y0, tout, 2, &o, &res), CT_ERR_ARG);
+  assert_null(res);
+  assert_non_null(strstr(ct_errmsg(ctx), "rtol must be positive"));
+  o = ct_ode_default_options();
+  double atol[3] = {1e-8, 0, 1e-8};
+  o.atol_v = atol;
+  assert_int_equal(ct_ode_solve(ctx, ode, NULL, y0, tout, 2, &o, &res), CT_ERR_ARG);
+  assert_non_null(strstr(ct_errmsg(ctx), "atol[1] must be positive"));
+  o = ct_ode_default_options();
+  assert_int_equal(ct_ode_solve(ctx, ode, NULL, y0, bad_t, 3, &o, &res), CT_ERR_ARG);
+  assert_non_null(strstr(ct_errmsg(ctx), "output times must increase"));
+  assert_int_equal(ct_ode_solve(ctx, ode, NULL, NULL, tout, 2, &o, &res), CT_ERR_ARG);
+  assert_non_null(strstr(ct_errmsg(ctx), "pass y0"));
+  ct_ode_linsol ls;
+  assert_int_equal(ct_ode_linsol_from_name(ctx, "klu", &ls), CT_OK);
+  assert_int_equal(ls, CT_LINSOL_KLU);
+  assert_int_equal(ct_ode_linsol_from_name(ctx, "lu", &ls), CT_ERR_ARG);
+  assert_non_null(strstr(ct_errmsg(ctx), "unknown linear solver 'lu'"));
+  ct_ode_free(ode);
+
+  /* Models with the wrong inputs or outputs. */
+  ct_graph *g = ct_graph_new(ctx);
+  ct_var x[2];
+  ct_graph_input(g, "x", 2, NULL, x);
+  ct_graph_output(g, "f", 2, x);
+  ct_fun *wrong = finish(g);
+  assert_int_equal(ct_ode_new(ctx, wrong, NULL, NULL, &ode), CT_ERR_ARG);
+  assert_null(ode);
+  assert_non_null(strstr(ct_errmsg(ctx), "'x' is not one of t, y, p"));
+  ct_fun_free(wrong);
+  g = ct_graph_new(ctx);
+  ct_graph_input(g, "y", 2, NULL, x);
+  ct_graph_output(g, "rate", 2, x);
+  wrong = finish(g);
+  assert_int_equal(ct_ode_new(ctx, wrong, NULL, NULL, &ode), CT_ERR_ARG);
+  assert_non_null(strstr(ct_errmsg(ctx), "no output 'f'"));
+  ct_fun_free(wrong);
+  g = ct_graph_new(ctx);
+  ct_graph_input(g, "y", 2, NULL, x);
+  ct_graph_output(g, "f", 1, x);
+  wrong = finish(g);
+  assert_int_equal(ct_ode_new(ctx, wrong, NULL, NULL, &ode), CT_ERR_ARG);
+  assert_non_null(strstr(ct_errmsg(ctx), "output 'f' has 1 components but 'y' has 2"));
+  ct_fun_free(wrong);
+  ct_ode_free(NULL);
+  ct_ode_result_free(ctx, NULL);
+  ct_fun_free(rhs);
+  ct_context_free(ctx);
+}
+
+/* ---- Fault injection ------------------------------------------------------------------ */
+
+static int build_and_solve(ct_context *ctx, void *ud) {
+  const ct_fun *rhs = ud;
+  ct_ode *ode = NULL;
+  ct_ode_result *res = NULL;
+  double y0[3] = {1, 0, 0}, tout[] = {0, 0.4, 4};
+  int rc = ct_ode_new(ctx, rhs, NULL, NULL, &ode);
+  if (rc == CT_OK) rc = ct_ode_solve(ctx, ode, NULL, y0, tout, 3, NULL, &res);
+  ct_ode_result_free(ctx, res);
+  ct_ode_free(ode);
+  return rc;
+}
+
+static void test_fault_injection(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_fun *rhs = robertson_rhs(ctx);
+  assert_true(ct_test_fault_sweep(build_and_solve, rhs) > 20);
+  ct_fun_free(rhs);
+  ct_context_free(ctx);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_robertson_reference),
+      cmocka_unit_test(test_linear_solvers_agree),
+      cmocka_unit_test(test_adams_nonstiff),
+      cmocka_unit_test(test_initial_values_from_parameters),
+      cmocka_unit_test(test_stop_at_root),
+      cmocka_unit_test(test_failures_keep_results),
+      cmocka_unit_test(test_bad_arguments),
+      cmocka_unit_test(test_fault_injection),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
