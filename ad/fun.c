@@ -28,7 +28,6 @@ void ct_fun_free(ct_fun *f) {
   ct_free(ctx, f->nodes);
   ct_free(ctx, f->guards);
   ct_free(ctx, f->code);
-  ct_free(ctx, f->consts);
   ct_fun_release_compiled(f);
   ct_free(ctx, f);
 }
@@ -90,8 +89,7 @@ static int build_stores(ct_fun *f, store_list *s) {
   return CT_OK;
 }
 
-/* Allocates registers by liveness: constants own registers 0 .. n_consts-1
- * for the whole evaluation; any other node's register is released after its
+/* Allocates registers by liveness: a node's register is released after its
  * last reader (or right after its stores and guard when nothing reads it). */
 static int assign_registers(ct_fun *f, const store_list *s,
                             const uint8_t *guarded, uint32_t *reg,
@@ -105,17 +103,15 @@ static int assign_registers(ct_fun *f, const store_list *s,
     ct_free(ctx, free_regs);
     return CT_ERR_NOMEM;
   }
-  size_t n_consts = 0;
+  for (size_t i = 0; i < n; i++) last[i] = (uint32_t)i;
   for (size_t i = 0; i < n; i++) {
     const ct_node *nd = &f->nodes[i];
     int arity = ct_op_arity(nd->op);
-    last[i] = (uint32_t)i;
     if (arity > 0) last[nd->a] = (uint32_t)i;
     if (arity > 1) last[nd->b] = (uint32_t)i;
     if (arity > 2) last[nd->c] = (uint32_t)i;
-    if (nd->op == CT_OP_CONST) reg[i] = (uint32_t)n_consts++;
   }
-  size_t n_free = 0, n_regs = n_consts, code = 1; /* END */
+  size_t n_free = 0, n_regs = 0, code = 0;
   for (size_t i = 0; i < n; i++) {
     const ct_node *nd = &f->nodes[i];
     int arity = ct_op_arity(nd->op);
@@ -124,17 +120,13 @@ static int assign_registers(ct_fun *f, const store_list *s,
     for (int c = 0; c < arity; c++) {
       int dup = 0;
       for (int d = 0; d < c; d++) dup |= kids[d] == kids[c];
-      if (!dup && last[kids[c]] == i && f->nodes[kids[c]].op != CT_OP_CONST)
-        free_regs[n_free++] = reg[kids[c]];
+      if (!dup && last[kids[c]] == i) free_regs[n_free++] = reg[kids[c]];
     }
-    code += (s->start[i + 1] - s->start[i]) + guarded[i];
-    if (nd->op == CT_OP_CONST) continue;
     reg[i] = n_free ? free_regs[--n_free] : (uint32_t)n_regs++;
-    code += 1;
+    code += 1 + (s->start[i + 1] - s->start[i]) + guarded[i];
     if (last[i] == i) free_regs[n_free++] = reg[i];
   }
   f->n_regs = n_regs ? n_regs : 1;
-  f->n_consts = n_consts;
   *n_code = code;
   ct_free(ctx, last);
   ct_free(ctx, free_regs);
@@ -148,20 +140,16 @@ static void emit_code(ct_fun *f, const store_list *s, const uint8_t *guarded,
     const ct_node *nd = &f->nodes[i];
     ct_instr in = {nd->op, reg[i], 0, 0, 0, nd->k};
     int arity = ct_op_arity(nd->op);
-    if (nd->op == CT_OP_CONST) {
-      f->consts[reg[i]] = nd->k;
+    if (nd->op == CT_OP_INPUT) {
+      in.op = CT_INSTR_LOAD;
+      in.a = (uint32_t)nd->a;
+      in.b = (uint32_t)nd->b;
     } else {
-      if (nd->op == CT_OP_INPUT) {
-        in.op = CT_INSTR_LOAD;
-        in.a = (uint32_t)nd->a;
-        in.b = (uint32_t)nd->b;
-      } else {
-        if (arity > 0) in.a = reg[nd->a];
-        if (arity > 1) in.b = reg[nd->b];
-        if (arity > 2) in.c = reg[nd->c];
-      }
-      f->code[pc++] = in;
+      if (arity > 0) in.a = reg[nd->a];
+      if (arity > 1) in.b = reg[nd->b];
+      if (arity > 2) in.c = reg[nd->c];
     }
+    f->code[pc++] = in;
     for (size_t k = s->start[i]; k < s->start[i + 1]; k++)
       f->code[pc++] = (ct_instr){CT_INSTR_STORE, s->sl[k][0], reg[i],
                                  s->sl[k][1], 0, 0};
@@ -169,7 +157,6 @@ static void emit_code(ct_fun *f, const store_list *s, const uint8_t *guarded,
       f->code[pc++] = (ct_instr){CT_INSTR_GUARD, 0, reg[i], 0, 0,
                                  guard_expect[i]};
   }
-  f->code[pc++] = (ct_instr){CT_INSTR_END, 0, 0, 0, 0, 0};
   f->n_code = pc;
 }
 
@@ -189,9 +176,8 @@ int ct_fun_build_code(ct_fun *f) {
   rc = build_stores(f, &s);
   if (rc == CT_OK) rc = assign_registers(f, &s, guarded, reg, &n_code);
   if (rc == CT_OK) {
-    f->code = ct_alloc(ctx, n_code * sizeof *f->code);
-    f->consts = ct_alloc(ctx, (f->n_consts ? f->n_consts : 1) * sizeof *f->consts);
-    if (!f->code || !f->consts) rc = CT_ERR_NOMEM;
+    f->code = ct_alloc(ctx, (n_code ? n_code : 1) * sizeof *f->code);
+    if (!f->code) rc = CT_ERR_NOMEM;
   }
   if (rc == CT_OK) emit_code(f, &s, guarded, expect, reg);
 done:
@@ -210,70 +196,31 @@ size_t ct_fun_work_size(const ct_fun *f) {
                                                      : f->n_regs;
 }
 
-/* The instructions the single-point interpreter runs inline; the other ops
- * go through ct_op_apply. X(opcode, statement on p, r, in, out, flips). */
-#define CT_INLINE_INSTRS(X)                                           \
-  X(CT_INSTR_LOAD, r[p->dst] = in[p->a][p->b])                        \
-  X(CT_INSTR_STORE, if (out[p->dst]) out[p->dst][p->b] = r[p->a])     \
-  X(CT_INSTR_GUARD, flips += (r[p->a] != 0) != (p->k != 0))           \
-  X(CT_OP_ADD, r[p->dst] = r[p->a] + r[p->b])                         \
-  X(CT_OP_SUB, r[p->dst] = r[p->a] - r[p->b])                         \
-  X(CT_OP_MUL, r[p->dst] = r[p->a] * r[p->b])                         \
-  X(CT_OP_DIV, r[p->dst] = r[p->a] / r[p->b])                         \
-  X(CT_OP_NEG, r[p->dst] = -r[p->a])                                  \
-  X(CT_OP_SQR, r[p->dst] = r[p->a] * r[p->a])                         \
-  X(CT_OP_SELECT, r[p->dst] = r[p->a] != 0 ? r[p->b] : r[p->c])
-
-/* Runs the program at one point; returns the number of flipped guards.
- * With GCC or Clang the dispatch is direct-threaded (each handler jumps
- * straight to the next one through a label table), which predicts far
- * better than one shared switch; elsewhere it is a switch. */
+/* Runs the program at one point; returns the number of flipped guards. */
 static size_t interpret(const ct_fun *f, const double *const *in,
                         double *const *out, double *r) {
   size_t flips = 0;
-  const ct_instr *p = f->code;
-  memcpy(r, f->consts, f->n_consts * sizeof *r);
-#if defined(__GNUC__) && !defined(CT_INTERP_SWITCH)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpedantic"
-#pragma GCC diagnostic ignored "-Woverride-init"
-  static const void *const labels[CT_INSTR_COUNT] = {
-      [0 ... CT_INSTR_COUNT - 1] = &&op_generic,
-#define CT_LABEL_(code, stmt) [code] = &&op_##code,
-      CT_INLINE_INSTRS(CT_LABEL_)
-#undef CT_LABEL_
-      [CT_INSTR_END] = &&op_end,
-  };
-  goto *labels[p->op];
-#define CT_HANDLER_(code, stmt) \
-  op_##code : stmt;             \
-  p++;                          \
-  goto *labels[p->op];
-  CT_INLINE_INSTRS(CT_HANDLER_)
-#undef CT_HANDLER_
-op_generic:
-  r[p->dst] = ct_op_apply(p->op, r[p->a], r[p->b], r[p->c], p->k);
-  p++;
-  goto *labels[p->op];
-op_end:
-  return flips;
-#pragma GCC diagnostic pop
-#else
-  for (const ct_instr *end = f->code + f->n_code - 1; p < end; p++) {
+  const ct_instr *code = f->code, *end = code + f->n_code;
+  for (const ct_instr *p = code; p < end; p++) {
     switch (p->op) {
-#define CT_CASE_(code, stmt) \
-  case code:                 \
-    stmt;                    \
-    break;
-      CT_INLINE_INSTRS(CT_CASE_)
-#undef CT_CASE_
+      case CT_INSTR_LOAD: r[p->dst] = in[p->a][p->b]; break;
+      case CT_INSTR_STORE:
+        if (out[p->dst]) out[p->dst][p->b] = r[p->a];
+        break;
+      case CT_INSTR_GUARD: flips += (r[p->a] != 0) != (p->k != 0); break;
+      case CT_OP_ADD: r[p->dst] = r[p->a] + r[p->b]; break;
+      case CT_OP_SUB: r[p->dst] = r[p->a] - r[p->b]; break;
+      case CT_OP_MUL: r[p->dst] = r[p->a] * r[p->b]; break;
+      case CT_OP_DIV: r[p->dst] = r[p->a] / r[p->b]; break;
+      case CT_OP_NEG: r[p->dst] = -r[p->a]; break;
+      case CT_OP_SQR: r[p->dst] = r[p->a] * r[p->a]; break;
+      case CT_OP_CONST: r[p->dst] = p->k; break;
       default:
         r[p->dst] = ct_op_apply(p->op, r[p->a], r[p->b], r[p->c], p->k);
         break;
     }
   }
   return flips;
-#endif
 }
 
 static int check_args(ct_context *ctx, const ct_fun *f, const void *in,
@@ -307,9 +254,7 @@ static size_t interpret_block(const ct_fun *f, size_t p0, size_t nb,
                               const double *const *in, double *const *out,
                               double *w) {
   size_t flips = 0;
-  const ct_instr *code = f->code, *end = code + f->n_code - 1; /* not END */
-  for (size_t i = 0; i < f->n_consts; i++)
-    for (size_t q = 0; q < nb; q++) w[i * nb + q] = f->consts[i];
+  const ct_instr *code = f->code, *end = code + f->n_code;
   for (const ct_instr *p = code; p < end; p++) {
     double *d = w + (size_t)p->dst * nb;
     const double *a = w + (size_t)p->a * nb, *b = w + (size_t)p->b * nb;
@@ -336,6 +281,7 @@ static size_t interpret_block(const ct_fun *f, size_t p0, size_t nb,
       case CT_OP_DIV: for (size_t q = 0; q < nb; q++) d[q] = a[q] / b[q]; break;
       case CT_OP_NEG: for (size_t q = 0; q < nb; q++) d[q] = -a[q]; break;
       case CT_OP_SQR: for (size_t q = 0; q < nb; q++) d[q] = a[q] * a[q]; break;
+      case CT_OP_CONST: for (size_t q = 0; q < nb; q++) d[q] = p->k; break;
       default: {
         const double *c = w + (size_t)p->c * nb;
         for (size_t q = 0; q < nb; q++)

@@ -167,16 +167,8 @@ struct ct_graph {
 
 /* One interpreter instruction: dst = op(a, b, c; k) on registers. LOAD
  * reads component b of input a; STORE writes register a to component b of
- * output dst; GUARD checks register a against k; END closes the program.
- * Constants have no instructions: they own registers 0 .. n_consts-1, which
- * every evaluation fills from `consts` in one copy. */
-enum {
-  CT_INSTR_LOAD = CT_OP_COUNT,
-  CT_INSTR_STORE,
-  CT_INSTR_GUARD,
-  CT_INSTR_END,
-  CT_INSTR_COUNT
-};
+ * output dst; GUARD checks register a against k. */
+enum { CT_INSTR_LOAD = CT_OP_COUNT, CT_INSTR_STORE, CT_INSTR_GUARD };
 typedef struct ct_instr {
   uint8_t op;
   uint32_t dst, a, b, c;
@@ -196,10 +188,8 @@ struct ct_fun {
   size_t n_in, n_out;
   ct_guard *guards;
   size_t n_guards;
-  ct_instr *code;      /* interpreter program, ending with CT_INSTR_END */
+  ct_instr *code;      /* interpreter program */
   size_t n_code, n_regs;
-  double *consts;      /* values of registers 0 .. n_consts-1 */
-  size_t n_consts;
   ct_compiled_fn compiled; /* NULL: interpreter */
   size_t compiled_work;    /* doubles the compiled code needs */
   void *dl_handle;         /* dlopen handle of compiled code */
