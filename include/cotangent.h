@@ -7,5 +7,6 @@
 #include "cotangent/ad.h"
 #include "cotangent/gpu.h"
 #include "cotangent/ode.h"
+#include "cotangent/sensitivity.h"
 
 #endif

@@ -20,26 +20,11 @@
 #include <sunnonlinsol/sunnonlinsol_fixedpoint.h>
 
 #include "cotangent/ode.h"
-
-/* Positions of the named inputs "t", "y", "p" (and a direction "d_y") in a
- * function's input list; -1 where absent. */
-typedef struct bound_fun {
-  ct_fun *f;
-  long t, y, p, dy;
-} bound_fun;
-
-struct ct_ode {
-  ct_context *ctx;
-  size_t n, np, nroots;
-  bound_fun rhs, jac, jvp, y0, roots;
-  ct_sparsity *pattern; /* df/dy, CSC */
-  long mu, ml;          /* bandwidths of the pattern */
-  size_t work;          /* doubles the largest evaluation needs */
-};
+#include "ode_internal.h"
 
 /* ---- Building a model -------------------------------------------------------- */
 
-static int bind(ct_context *ctx, ct_fun *f, bound_fun *b) {
+static int bind(ct_context *ctx, ct_fun *f, ct_bound_fun *b) {
   b->f = f;
   b->t = ct_fun_in_index(f, "t");
   b->y = ct_fun_in_index(f, "y");
@@ -90,7 +75,7 @@ static void band_widths(const ct_sparsity *s, long *mu, long *ml) {
 }
 
 static size_t max_work(const ct_ode *m) {
-  const bound_fun *all[] = {&m->rhs, &m->jac, &m->jvp, &m->y0, &m->roots};
+  const ct_bound_fun *all[] = {&m->rhs, &m->jac, &m->jvp, &m->y0, &m->roots};
   size_t w = 1;
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
     if (all[i]->f && ct_fun_work_size(all[i]->f) > w) w = ct_fun_work_size(all[i]->f);
@@ -232,20 +217,8 @@ static int check_options(ct_context *ctx, const ct_ode *m, const ct_ode_options 
 
 /* ---- Callbacks ------------------------------------------------------------------- */
 
-/* What every CVODES callback needs. */
-typedef struct run {
-  ct_context *ctx;
-  const ct_ode *m;
-  const double *p;
-  double *work;
-  double *jac_vals;  /* nnz: the Jacobian's nonzeros, CSC order */
-  double t_buf;
-  char cause[256];   /* set by a callback that fails */
-  char sundials[256]; /* SUNDIALS' own last error message */
-} run;
-
 /* Evaluates b at (t, y, p[, v]) writing `out`. */
-static int eval_at(run *r, const bound_fun *b, double t, const double *y,
+static int eval_at(ct_ode_run *r, const ct_bound_fun *b, double t, const double *y,
                    const double *v, double *out) {
   const double *in[4] = {0};
   r->t_buf = t;
@@ -259,7 +232,7 @@ static int eval_at(run *r, const bound_fun *b, double t, const double *y,
 
 /* 0 when all of v is finite; else records which component and returns 1
  * (a recoverable failure: CVODES retries with a smaller step). */
-static int check_finite(run *r, const char *what, const double *v, size_t n, double t) {
+static int check_finite(ct_ode_run *r, const char *what, const double *v, size_t n, double t) {
   for (size_t i = 0; i < n; i++)
     if (!isfinite(v[i])) {
       snprintf(r->cause, sizeof r->cause, "the %s is %s in component %zu at t = %.6g",
@@ -270,70 +243,67 @@ static int check_finite(run *r, const char *what, const double *v, size_t n, dou
 }
 
 static int rhs_cb(sunrealtype t, N_Vector y, N_Vector ydot, void *ud) {
-  run *r = ud;
+  ct_ode_run *r = ud;
   double *f = N_VGetArrayPointer(ydot);
   if (eval_at(r, &r->m->rhs, t, N_VGetArrayPointer(y), NULL, f) < 0) return -1;
   return check_finite(r, "right-hand side", f, r->m->n, t);
 }
 
 static int root_cb(sunrealtype t, N_Vector y, sunrealtype *g, void *ud) {
-  run *r = ud;
+  ct_ode_run *r = ud;
   return eval_at(r, &r->m->roots, t, N_VGetArrayPointer(y), NULL, g) < 0 ? -1 : 0;
 }
 
 /* The Jacobian's nonzeros (CSC order of the pattern) into r->jac_vals. */
-static int jac_values(run *r, double t, N_Vector y) {
+static int jac_values(ct_ode_run *r, double t, N_Vector y) {
   if (eval_at(r, &r->m->jac, t, N_VGetArrayPointer(y), NULL, r->jac_vals) < 0)
     return -1;
   return check_finite(r, "Jacobian", r->jac_vals, r->m->pattern->nnz, t);
 }
 
-static int jac_dense_cb(sunrealtype t, N_Vector y, N_Vector fy, SUNMatrix J,
-                        void *ud, N_Vector t1, N_Vector t2, N_Vector t3) {
-  (void)fy, (void)t1, (void)t2, (void)t3;
-  run *r = ud;
-  int rc = jac_values(r, t, y);
-  if (rc) return rc;
-  const ct_sparsity *s = r->m->pattern;
-  size_t n = r->m->n;
+/* The Jacobian's nonzeros (CSC order of the pattern) into SUNDIALS'
+ * dense, band or sparse matrix. */
+static void scatter_dense(const ct_sparsity *s, const double *v, SUNMatrix J) {
+  size_t n = s->nrows;
   double *a = SUNDenseMatrix_Data(J);
-  memset(a, 0, n * n * sizeof *a);
-  for (size_t j = 0; j < n; j++)
+  memset(a, 0, n * s->ncols * sizeof *a);
+  for (size_t j = 0; j < s->ncols; j++)
     for (size_t q = s->colptr[j]; q < s->colptr[j + 1]; q++)
-      a[j * n + s->rowind[q]] = r->jac_vals[q];
-  return 0;
+      a[j * n + s->rowind[q]] = v[q];
 }
 
-static int jac_band_cb(sunrealtype t, N_Vector y, N_Vector fy, SUNMatrix J,
-                       void *ud, N_Vector t1, N_Vector t2, N_Vector t3) {
-  (void)fy, (void)t1, (void)t2, (void)t3;
-  run *r = ud;
-  int rc = jac_values(r, t, y);
-  if (rc) return rc;
-  const ct_sparsity *s = r->m->pattern;
+static void scatter_band(const ct_sparsity *s, const double *v, SUNMatrix J) {
   SUNMatZero(J);
   for (size_t j = 0; j < s->ncols; j++)
     for (size_t q = s->colptr[j]; q < s->colptr[j + 1]; q++)
-      SM_ELEMENT_B(J, (sunindextype)s->rowind[q], (sunindextype)j) = r->jac_vals[q];
-  return 0;
+      SM_ELEMENT_B(J, (sunindextype)s->rowind[q], (sunindextype)j) = v[q];
 }
 
-/* KLU: SUNDIALS zeroes the matrix, index arrays included, before each call,
- * so the pattern is written every time. */
-static int jac_sparse_cb(sunrealtype t, N_Vector y, N_Vector fy, SUNMatrix J,
-                         void *ud, N_Vector t1, N_Vector t2, N_Vector t3) {
-  (void)fy, (void)t1, (void)t2, (void)t3;
-  run *r = ud;
-  int rc = jac_values(r, t, y);
-  if (rc) return rc;
-  const ct_sparsity *s = r->m->pattern;
+/* SUNDIALS zeroes a sparse matrix, index arrays included, before each
+ * Jacobian call, so the pattern is written every time. */
+static void scatter_sparse(const ct_sparsity *s, const double *v, SUNMatrix J) {
   sunindextype *colptr = SUNSparseMatrix_IndexPointers(J);
   sunindextype *rowval = SUNSparseMatrix_IndexValues(J);
   double *data = SUNSparseMatrix_Data(J);
   for (size_t j = 0; j <= s->ncols; j++) colptr[j] = (sunindextype)s->colptr[j];
   for (size_t q = 0; q < s->nnz; q++) {
     rowval[q] = (sunindextype)s->rowind[q];
-    data[q] = r->jac_vals[q];
+    data[q] = v[q];
+  }
+}
+
+/* CVODES' Jacobian callback for every matrix linear solver. */
+static int jac_cb(sunrealtype t, N_Vector y, N_Vector fy, SUNMatrix J, void *ud,
+                  N_Vector t1, N_Vector t2, N_Vector t3) {
+  (void)fy, (void)t1, (void)t2, (void)t3;
+  ct_ode_run *r = ud;
+  int rc = jac_values(r, t, y);
+  if (rc) return rc;
+  switch (SUNMatGetID(J)) {
+    case SUNMATRIX_DENSE: scatter_dense(r->m->pattern, r->jac_vals, J); break;
+    case SUNMATRIX_BAND: scatter_band(r->m->pattern, r->jac_vals, J); break;
+    case SUNMATRIX_SPARSE: scatter_sparse(r->m->pattern, r->jac_vals, J); break;
+    default: return -1;
   }
   return 0;
 }
@@ -341,7 +311,7 @@ static int jac_sparse_cb(sunrealtype t, N_Vector y, N_Vector fy, SUNMatrix J,
 static int jtimes_cb(N_Vector v, N_Vector Jv, sunrealtype t, N_Vector y,
                      N_Vector fy, void *ud, N_Vector tmp) {
   (void)fy, (void)tmp;
-  run *r = ud;
+  ct_ode_run *r = ud;
   double *out = N_VGetArrayPointer(Jv);
   if (eval_at(r, &r->m->jvp, t, N_VGetArrayPointer(y), N_VGetArrayPointer(v), out) < 0)
     return -1;
@@ -351,103 +321,84 @@ static int jtimes_cb(N_Vector v, N_Vector Jv, sunrealtype t, N_Vector y,
 /* Keeps SUNDIALS' message for the failure report instead of printing it. */
 static void sundials_error(int code, const char *module, const char *function,
                            char *msg, void *ud) {
-  run *r = ud;
+  ct_ode_run *r = ud;
   snprintf(r->sundials, sizeof r->sundials, "%s %s (%d): %s", module, function,
            code, msg);
 }
 
 /* ---- Integration ---------------------------------------------------------------- */
 
-/* The CVODES objects of one solve. */
-typedef struct cvode_set {
-  SUNContext sun;
-  N_Vector y, atol;
-  SUNMatrix A;
-  SUNLinearSolver LS;
-  SUNNonlinearSolver NLS;
-  void *cv;
-} cvode_set;
-
-static void cvode_set_free(cvode_set *c) {
+/* Frees the CVODES objects of a solve, those of extensions included; CVODES
+ * first, since it refers to the others. */
+static void cvode_set_free(ct_cvode_set *c) {
   if (c->cv) CVodeFree(&c->cv);
   if (c->LS) SUNLinSolFree(c->LS);
   if (c->NLS) SUNNonlinSolFree(c->NLS);
+  if (c->NLS_sens) SUNNonlinSolFree(c->NLS_sens);
+  if (c->yS) N_VDestroyVectorArray(c->yS, c->n_yS);
   if (c->A) SUNMatDestroy(c->A);
   if (c->y) N_VDestroy(c->y);
   if (c->atol) N_VDestroy(c->atol);
   if (c->sun) SUNContext_Free(&c->sun);
 }
 
-#define SUN_CALL(ctx, call)                                                   \
-  do {                                                                        \
-    int flag_ = (call);                                                       \
-    if (flag_ < 0)                                                            \
-      return CT_ERROR((ctx), CT_ERR_EXTERNAL, "%s failed with flag %d", #call, \
-                      flag_);                                                 \
-  } while (0)
-#define SUN_NEW(ctx, var, expr)                                               \
-  do {                                                                        \
-    if (!((var) = (expr)))                                                    \
-      return CT_ERROR((ctx), CT_ERR_NOMEM, "%s returned NULL", #expr);        \
-  } while (0)
-
-static int attach_linear_solver(run *r, cvode_set *c, ct_ode_linsol ls) {
+static int attach_linear_solver(ct_ode_run *r, ct_cvode_set *c, ct_ode_linsol ls) {
   ct_context *ctx = r->ctx;
   const ct_ode *m = r->m;
   sunindextype n = (sunindextype)m->n;
   switch (ls) {
     case CT_LINSOL_DENSE:
-      SUN_NEW(ctx, c->A, SUNDenseMatrix(n, n, c->sun));
-      SUN_NEW(ctx, c->LS, SUNLinSol_Dense(c->y, c->A, c->sun));
-      SUN_CALL(ctx, CVodeSetLinearSolver(c->cv, c->LS, c->A));
-      SUN_CALL(ctx, CVodeSetJacFn(c->cv, jac_dense_cb));
+      CT_SUN_NEW(ctx, c->A, SUNDenseMatrix(n, n, c->sun));
+      CT_SUN_NEW(ctx, c->LS, SUNLinSol_Dense(c->y, c->A, c->sun));
+      CT_SUN_CALL(ctx, CVodeSetLinearSolver(c->cv, c->LS, c->A));
+      CT_SUN_CALL(ctx, CVodeSetJacFn(c->cv, jac_cb));
       break;
     case CT_LINSOL_BAND:
-      SUN_NEW(ctx, c->A, SUNBandMatrix(n, (sunindextype)m->mu, (sunindextype)m->ml, c->sun));
-      SUN_NEW(ctx, c->LS, SUNLinSol_Band(c->y, c->A, c->sun));
-      SUN_CALL(ctx, CVodeSetLinearSolver(c->cv, c->LS, c->A));
-      SUN_CALL(ctx, CVodeSetJacFn(c->cv, jac_band_cb));
+      CT_SUN_NEW(ctx, c->A, SUNBandMatrix(n, (sunindextype)m->mu, (sunindextype)m->ml, c->sun));
+      CT_SUN_NEW(ctx, c->LS, SUNLinSol_Band(c->y, c->A, c->sun));
+      CT_SUN_CALL(ctx, CVodeSetLinearSolver(c->cv, c->LS, c->A));
+      CT_SUN_CALL(ctx, CVodeSetJacFn(c->cv, jac_cb));
       break;
     case CT_LINSOL_KLU:
-      SUN_NEW(ctx, c->A, SUNSparseMatrix(n, n, (sunindextype)(m->pattern->nnz ? m->pattern->nnz : 1),
+      CT_SUN_NEW(ctx, c->A, SUNSparseMatrix(n, n, (sunindextype)(m->pattern->nnz ? m->pattern->nnz : 1),
                                          CSC_MAT, c->sun));
-      SUN_NEW(ctx, c->LS, SUNLinSol_KLU(c->y, c->A, c->sun));
-      SUN_CALL(ctx, CVodeSetLinearSolver(c->cv, c->LS, c->A));
-      SUN_CALL(ctx, CVodeSetJacFn(c->cv, jac_sparse_cb));
+      CT_SUN_NEW(ctx, c->LS, SUNLinSol_KLU(c->y, c->A, c->sun));
+      CT_SUN_CALL(ctx, CVodeSetLinearSolver(c->cv, c->LS, c->A));
+      CT_SUN_CALL(ctx, CVodeSetJacFn(c->cv, jac_cb));
       break;
     default: /* GMRES, matrix-free, no preconditioner */
-      SUN_NEW(ctx, c->LS, SUNLinSol_SPGMR(c->y, SUN_PREC_NONE, 0, c->sun));
-      SUN_CALL(ctx, CVodeSetLinearSolver(c->cv, c->LS, NULL));
-      SUN_CALL(ctx, CVodeSetJacTimes(c->cv, NULL, jtimes_cb));
+      CT_SUN_NEW(ctx, c->LS, SUNLinSol_SPGMR(c->y, SUN_PREC_NONE, 0, c->sun));
+      CT_SUN_CALL(ctx, CVodeSetLinearSolver(c->cv, c->LS, NULL));
+      CT_SUN_CALL(ctx, CVodeSetJacTimes(c->cv, NULL, jtimes_cb));
       break;
   }
   return CT_OK;
 }
 
-static int cvode_setup(run *r, cvode_set *c, const ct_ode_options *o,
+static int cvode_setup(ct_ode_run *r, ct_cvode_set *c, const ct_ode_options *o,
                        double t0, const double *y0, ct_ode_linsol ls) {
   ct_context *ctx = r->ctx;
   const ct_ode *m = r->m;
-  SUN_CALL(ctx, SUNContext_Create(NULL, &c->sun));
-  SUN_NEW(ctx, c->y, N_VNew_Serial((sunindextype)m->n, c->sun));
+  CT_SUN_CALL(ctx, SUNContext_Create(NULL, &c->sun));
+  CT_SUN_NEW(ctx, c->y, N_VNew_Serial((sunindextype)m->n, c->sun));
   memcpy(N_VGetArrayPointer(c->y), y0, m->n * sizeof *y0);
-  SUN_NEW(ctx, c->cv, CVodeCreate(o->method == CT_ODE_ADAMS ? CV_ADAMS : CV_BDF, c->sun));
-  SUN_CALL(ctx, CVodeSetErrHandlerFn(c->cv, sundials_error, r));
-  SUN_CALL(ctx, CVodeInit(c->cv, rhs_cb, t0, c->y));
-  SUN_CALL(ctx, CVodeSetUserData(c->cv, r));
+  CT_SUN_NEW(ctx, c->cv, CVodeCreate(o->method == CT_ODE_ADAMS ? CV_ADAMS : CV_BDF, c->sun));
+  CT_SUN_CALL(ctx, CVodeSetErrHandlerFn(c->cv, sundials_error, r));
+  CT_SUN_CALL(ctx, CVodeInit(c->cv, rhs_cb, t0, c->y));
+  CT_SUN_CALL(ctx, CVodeSetUserData(c->cv, r));
   if (o->atol_v) {
-    SUN_NEW(ctx, c->atol, N_VNew_Serial((sunindextype)m->n, c->sun));
+    CT_SUN_NEW(ctx, c->atol, N_VNew_Serial((sunindextype)m->n, c->sun));
     memcpy(N_VGetArrayPointer(c->atol), o->atol_v, m->n * sizeof *o->atol_v);
-    SUN_CALL(ctx, CVodeSVtolerances(c->cv, o->rtol, c->atol));
+    CT_SUN_CALL(ctx, CVodeSVtolerances(c->cv, o->rtol, c->atol));
   } else {
-    SUN_CALL(ctx, CVodeSStolerances(c->cv, o->rtol, o->atol));
+    CT_SUN_CALL(ctx, CVodeSStolerances(c->cv, o->rtol, o->atol));
   }
-  if (o->max_steps) SUN_CALL(ctx, CVodeSetMaxNumSteps(c->cv, o->max_steps));
-  if (o->max_step > 0) SUN_CALL(ctx, CVodeSetMaxStep(c->cv, o->max_step));
-  if (m->nroots) SUN_CALL(ctx, CVodeRootInit(c->cv, (int)m->nroots, root_cb));
+  if (o->max_steps) CT_SUN_CALL(ctx, CVodeSetMaxNumSteps(c->cv, o->max_steps));
+  if (o->max_step > 0) CT_SUN_CALL(ctx, CVodeSetMaxStep(c->cv, o->max_step));
+  if (m->nroots) CT_SUN_CALL(ctx, CVodeRootInit(c->cv, (int)m->nroots, root_cb));
   if (o->method == CT_ODE_ADAMS) { /* non-stiff: fixed-point iteration */
-    SUN_NEW(ctx, c->NLS, SUNNonlinSol_FixedPoint(c->y, 0, c->sun));
-    SUN_CALL(ctx, CVodeSetNonlinearSolver(c->cv, c->NLS));
+    CT_SUN_NEW(ctx, c->NLS, SUNNonlinSol_FixedPoint(c->y, 0, c->sun));
+    CT_SUN_CALL(ctx, CVodeSetNonlinearSolver(c->cv, c->NLS));
     return CT_OK;
   }
   return attach_linear_solver(r, c, ls);
@@ -489,15 +440,17 @@ static const char *failure_cause(int flag, const ct_ode_options *o) {
     case CV_REPTD_RHSFUNC_ERR:
     case CV_UNREC_RHSFUNC_ERR: return "the right-hand side failed";
     case CV_RTFUNC_FAIL: return "the root function failed";
+    case CV_SRHSFUNC_FAIL:
+    case CV_FIRST_SRHSFUNC_ERR:
+    case CV_REPTD_SRHSFUNC_ERR:
+    case CV_UNREC_SRHSFUNC_ERR: return "the sensitivity right-hand side failed";
     default: return "the integrator failed";
   }
 }
 
-static int result_new(ct_context *ctx, const ct_ode *m, size_t cap,
-                      ct_ode_result **out) {
-  ct_ode_result *res = ct_calloc(ctx, 1, sizeof *res);
-  if (!res) return CT_ERR_NOMEM;
-  *out = res;
+/* Room for `cap` outputs in a zeroed result. */
+static int result_init(ct_context *ctx, const ct_ode *m, size_t cap,
+                       ct_ode_result *res) {
   res->n = m->n;
   res->t = ct_alloc(ctx, cap * sizeof *res->t);
   res->y = ct_alloc(ctx, cap * (m->n ? m->n : 1) * sizeof *res->y);
@@ -511,7 +464,7 @@ static void store_output(ct_ode_result *res, double t, const double *y) {
   res->n_out++;
 }
 
-static int record_root(run *r, cvode_set *c, ct_ode_result *res, double t) {
+static int record_root(ct_ode_run *r, ct_cvode_set *c, ct_ode_result *res, double t) {
   ct_ode_root *roots = ct_realloc_array(r->ctx, res->roots, res->n_roots_found + 1,
                                         sizeof *roots);
   if (!roots) return CT_ERR_NOMEM;
@@ -521,31 +474,35 @@ static int record_root(run *r, cvode_set *c, ct_ode_result *res, double t) {
   root->which = ct_calloc(r->ctx, r->m->nroots, sizeof *root->which);
   if (!root->which) return CT_ERR_NOMEM;
   res->n_roots_found++;
-  SUN_CALL(r->ctx, CVodeGetRootInfo(c->cv, root->which));
+  CT_SUN_CALL(r->ctx, CVodeGetRootInfo(c->cv, root->which));
   return CT_OK;
 }
 
-/* Writes "t = <reached>: <cause> (<detail>); <SUNDIALS' message>" into the
- * result, leaving out the parts that are empty. */
+/* Writes "t = <reached>: <what our callback found> (then: <CVODES' failure>);
+ * <SUNDIALS' message>" into the result: the callback's finding (a NaN, say)
+ * is the cause, CVODES' flag only its consequence. Empty parts are left out. */
 static void append(char *buf, size_t size, const char *fmt, const char *text) {
   size_t len = strlen(buf);
   if (*text && len + 1 < size) snprintf(buf + len, size - len, fmt, text);
 }
 
-static void describe_failure(ct_ode_result *res, const char *cause,
-                             const char *detail, const char *sundials) {
-  snprintf(res->message, sizeof res->message, "t = %.6g: %s", res->t_reached, cause);
-  append(res->message, sizeof res->message, " (%s)", detail);
+static void describe_failure(ct_ode_result *res, const char *flag_cause,
+                             const char *found, const char *sundials) {
+  snprintf(res->message, sizeof res->message, "t = %.6g: %s", res->t_reached,
+           *found ? found : flag_cause);
+  if (*found) append(res->message, sizeof res->message, " (then: %s)", flag_cause);
   append(res->message, sizeof res->message, "; %s", sundials);
 }
 
 /* Runs CVode through the output times, filling res; a failure is recorded
  * in res (message with the time reached) and returned. */
-static int integrate(run *r, cvode_set *c, const ct_ode_options *o,
-                     const double *tout, size_t n_tout, ct_ode_result *res) {
+static int integrate(ct_ode_run *r, ct_cvode_set *c, const ct_ode_options *o,
+                     const ct_ode_hooks *h, const double *tout, size_t n_tout,
+                     ct_ode_result *res) {
   double *y = N_VGetArrayPointer(c->y);
   store_output(res, tout[0], y);
   res->t_reached = tout[0];
+  if (h->output) CT_CHECK(r->ctx, h->output(r, c, res));
   for (size_t k = 1; k < n_tout;) {
     double t = tout[0];
     int flag = CVode(c->cv, tout[k], c->y, &t, CV_NORMAL);
@@ -554,6 +511,7 @@ static int integrate(run *r, cvode_set *c, const ct_ode_options *o,
       CT_CHECK(r->ctx, record_root(r, c, res, t));
       if (o->stop_at_roots) {
         store_output(res, t, y);
+        if (h->output) CT_CHECK(r->ctx, h->output(r, c, res));
         return CT_OK;
       }
       continue;
@@ -564,13 +522,15 @@ static int integrate(run *r, cvode_set *c, const ct_ode_options *o,
       return CT_ERROR(r->ctx, CT_ERR_SOLVER, "%s", res->message);
     }
     store_output(res, t, y);
+    if (h->output) CT_CHECK(r->ctx, h->output(r, c, res));
+    r->cause[0] = '\0'; /* anything found so far was recovered from */
     k++;
   }
   return CT_OK;
 }
 
 /* Initial values: the model's y0(p), or the caller's. */
-static int initial_values(run *r, const double *y0, double *out) {
+static int initial_values(ct_ode_run *r, const double *y0, double *out) {
   const ct_ode *m = r->m;
   if (!m->y0.f) {
     if (!y0)
@@ -583,13 +543,16 @@ static int initial_values(run *r, const double *y0, double *out) {
   return CT_OK;
 }
 
-static int solve_run(run *r, const ct_ode_options *o, const double *y0,
-                     const double *tout, size_t n_tout, ct_ode_result *res) {
+/* Sets CVODES up, lets the hooks add to it, integrates and collects the
+ * statistics; frees the CVODES objects whatever happens. */
+static int solve_run(ct_ode_run *r, const ct_ode_options *o, const ct_ode_hooks *h,
+                     const double *y0, const double *tout, size_t n_tout,
+                     ct_ode_result *res) {
   ct_context *ctx = r->ctx;
   const ct_ode *m = r->m;
   double *y_init = ct_alloc(ctx, (m->n ? m->n : 1) * sizeof *y_init);
   if (!y_init) return CT_ERR_NOMEM;
-  cvode_set c = {0};
+  ct_cvode_set c = {0};
   int rc = initial_values(r, y0, y_init);
   ct_ode_linsol ls = o->linsol == CT_LINSOL_AUTO ? pick_linsol(m) : o->linsol;
   res->linsol = o->method == CT_ODE_ADAMS ? CT_LINSOL_AUTO : ls;
@@ -599,46 +562,68 @@ static int solve_run(run *r, const ct_ode_options *o, const double *y0,
                    "bandwidths %ld/%ld)", ct_ode_linsol_name(ls), m->n,
                    m->pattern->nnz, m->mu, m->ml);
   if (rc == CT_OK) rc = cvode_setup(r, &c, o, tout[0], y_init, ls);
-  if (rc == CT_OK) rc = integrate(r, &c, o, tout, n_tout, res);
+  if (rc == CT_OK && h->setup) rc = h->setup(r, &c, o);
+  if (rc == CT_OK) rc = integrate(r, &c, o, h, tout, n_tout, res);
   if (c.cv) collect_stats(c.cv, &res->stats);
+  if (h->finish) h->finish(r, &c);
   cvode_set_free(&c);
   ct_free(ctx, y_init);
   return rc;
 }
 
-int ct_ode_solve(ct_context *ctx, const ct_ode *m, const double *p,
-                 const double *y0, const double *tout, size_t n_tout,
-                 const ct_ode_options *opts, ct_ode_result **out) {
-  *out = NULL;
+/* ct_ode_solve into a caller's result, with hooks (see ode_internal.h). */
+int ct_ode_solve_into(ct_context *ctx, const ct_ode *m, const double *p,
+                      const double *y0, const double *tout, size_t n_tout,
+                      const ct_ode_options *opts, const ct_ode_hooks *hooks,
+                      ct_ode_result *res) {
+  ct_ode_hooks none = {0};
+  const ct_ode_hooks *h = hooks ? hooks : &none;
   ct_ode_options o = opts ? *opts : ct_ode_default_options();
   CT_CHECK(ctx, check_options(ctx, m, &o, tout, n_tout));
   if (m->np && !p)
     return CT_ERROR(ctx, CT_ERR_ARG, "the model has %zu parameters: pass p", m->np);
-  run r = {ctx, m, p, NULL, NULL, 0, "", ""};
-  ct_ode_result *res = NULL;
-  int rc = result_new(ctx, m, n_tout + 1, &res);
+  ct_ode_run r = {ctx, m, p, NULL, NULL, 0, "", "", h->ud};
+  int rc = result_init(ctx, m, n_tout + 1, res);
   r.work = rc < 0 ? NULL : ct_alloc(ctx, m->work * sizeof *r.work);
   r.jac_vals = rc < 0 ? NULL
                       : ct_alloc(ctx, (m->pattern->nnz ? m->pattern->nnz : 1) *
                                           sizeof *r.jac_vals);
   if (rc == CT_OK && (!r.work || !r.jac_vals)) rc = CT_ERR_NOMEM;
-  if (rc == CT_OK) rc = solve_run(&r, &o, y0, tout, n_tout, res);
+  if (rc == CT_OK) rc = solve_run(&r, &o, h, y0, tout, n_tout, res);
   ct_free(ctx, r.work);
   ct_free(ctx, r.jac_vals);
-  if (rc == CT_ERR_NOMEM || (rc < 0 && rc != CT_ERR_SOLVER)) {
+  if (rc == CT_OK || rc == CT_ERR_SOLVER) res->status = rc;
+  return rc < 0 ? ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__) : CT_OK;
+}
+
+/* A fresh result around ct_ode_solve_into; kept on a solver failure. */
+int ct_ode_solve(ct_context *ctx, const ct_ode *m, const double *p,
+                 const double *y0, const double *tout, size_t n_tout,
+                 const ct_ode_options *opts, ct_ode_result **out) {
+  *out = NULL;
+  ct_ode_result *res = ct_calloc(ctx, 1, sizeof *res);
+  if (!res) return ct_error_trace(ctx, CT_ERR_NOMEM, __FILE__, __LINE__, __func__);
+  int rc = ct_ode_solve_into(ctx, m, p, y0, tout, n_tout, opts, NULL, res);
+  if (rc < 0 && rc != CT_ERR_SOLVER) {
     ct_ode_result_free(ctx, res);
     return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);
   }
-  res->status = rc;
   *out = res; /* a solver failure keeps what was computed */
   return rc < 0 ? ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__) : CT_OK;
 }
 
-void ct_ode_result_free(ct_context *ctx, ct_ode_result *r) {
-  if (!r) return;
+/* Frees what the result holds and zeroes it (see ode_internal.h). */
+void ct_ode_result_clear(ct_context *ctx, ct_ode_result *r) {
   for (size_t i = 0; i < r->n_roots_found; i++) ct_free(ctx, r->roots[i].which);
   ct_free(ctx, r->roots);
   ct_free(ctx, r->t);
   ct_free(ctx, r->y);
+  memset(r, 0, sizeof *r);
+}
+
+/* Frees the result. NULL is a no-op. */
+void ct_ode_result_free(ct_context *ctx, ct_ode_result *r) {
+  if (!r) return;
+  ct_ode_result_clear(ctx, r);
   ct_free(ctx, r);
 }

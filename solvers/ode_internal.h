@@ -1,0 +1,102 @@
+/* Private: the internals of ODE models and their CVODES integration
+ * (solvers/ode.c), shared with the modules that build on them — forward
+ * sensitivities (sensitivity/forward.c) attach to a solve through hooks
+ * instead of copying the integration loop. */
+#ifndef COTANGENT_SOLVERS_ODE_INTERNAL_H
+#define COTANGENT_SOLVERS_ODE_INTERNAL_H
+
+#include <cvodes/cvodes.h>
+#include <nvector/nvector_serial.h>
+#include <sundials/sundials_context.h>
+#include <sundials/sundials_linearsolver.h>
+#include <sundials/sundials_matrix.h>
+#include <sundials/sundials_nonlinearsolver.h>
+
+#include "cotangent/ode.h"
+
+/* A model function and the positions of its named inputs "t", "y", "p"
+ * (and a direction "d_y"); -1 where absent. */
+typedef struct ct_bound_fun {
+  ct_fun *f;
+  long t, y, p, dy;
+} ct_bound_fun;
+
+/* The model: immutable once ct_ode_new returns. */
+struct ct_ode {
+  ct_context *ctx;
+  size_t n, np, nroots;
+  ct_bound_fun rhs, jac, jvp, y0, roots;
+  ct_sparsity *pattern; /* df/dy, CSC */
+  long mu, ml;          /* bandwidths of the pattern */
+  size_t work;          /* doubles the largest evaluation needs */
+};
+
+/* What every CVODES callback of one solve needs (CVODES' user data). */
+typedef struct ct_ode_run {
+  ct_context *ctx;
+  const ct_ode *m;
+  const double *p;
+  double *work;
+  double *jac_vals;   /* nnz: the Jacobian's nonzeros, CSC order */
+  double t_buf;
+  char cause[256];    /* set by a callback that fails */
+  char sundials[256]; /* SUNDIALS' own last error message */
+  void *ext;          /* an extension's state (the hooks' ud), else NULL */
+} ct_ode_run;
+
+/* The CVODES objects of one solve; ct_ode_solve_into frees them all,
+ * including those an extension adds (sensitivity vectors, solver). */
+typedef struct ct_cvode_set {
+  SUNContext sun;
+  N_Vector y, atol;
+  SUNMatrix A;
+  SUNLinearSolver LS;
+  SUNNonlinearSolver NLS, NLS_sens;
+  N_Vector *yS; /* n_yS vectors from N_VCloneVectorArray */
+  int n_yS;
+  void *cv;
+} ct_cvode_set;
+
+/* Extension points of a solve. Each may be NULL. r->ext is `ud`.
+ * - setup: after CVODES is set up (y(t0) in c->y, tolerances, linear
+ *   solver), before the first step; a negative status aborts the solve.
+ * - output: after each output is stored in res (its index is
+ *   res->n_out - 1), including the initial one and a stopping root.
+ * - finish: once integration has ended (or setup failed), while c->cv is
+ *   still alive (it may be NULL), before the CVODES objects are freed. */
+typedef struct ct_ode_hooks {
+  void *ud;
+  int (*setup)(ct_ode_run *r, ct_cvode_set *c, const ct_ode_options *o);
+  int (*output)(ct_ode_run *r, ct_cvode_set *c, const ct_ode_result *res);
+  void (*finish)(ct_ode_run *r, ct_cvode_set *c);
+} ct_ode_hooks;
+
+/* A SUNDIALS call that returns a flag: a negative flag is CT_ERR_EXTERNAL
+ * naming the call. */
+#define CT_SUN_CALL(ctx, call)                                                \
+  do {                                                                        \
+    int flag_ = (call);                                                       \
+    if (flag_ < 0)                                                            \
+      return CT_ERROR((ctx), CT_ERR_EXTERNAL, "%s failed with flag %d", #call, \
+                      flag_);                                                 \
+  } while (0)
+/* A SUNDIALS constructor: NULL is CT_ERR_NOMEM naming it. */
+#define CT_SUN_NEW(ctx, var, expr)                                            \
+  do {                                                                        \
+    if (!((var) = (expr)))                                                    \
+      return CT_ERROR((ctx), CT_ERR_NOMEM, "%s returned NULL", #expr);        \
+  } while (0)
+
+/* ct_ode_solve into a caller-provided, zeroed result (not freed here:
+ * release it with ct_ode_result_clear whatever the status), with optional
+ * hooks. Returns like ct_ode_solve; res->status is set for CT_OK and
+ * CT_ERR_SOLVER (the result then holds everything up to the failure). */
+int ct_ode_solve_into(ct_context *ctx, const ct_ode *m, const double *p,
+                      const double *y0, const double *tout, size_t n_tout,
+                      const ct_ode_options *opts, const ct_ode_hooks *hooks,
+                      ct_ode_result *res);
+
+/* Frees what a result holds (not the struct itself) and zeroes it. */
+void ct_ode_result_clear(ct_context *ctx, ct_ode_result *res);
+
+#endif /* COTANGENT_SOLVERS_ODE_INTERNAL_H */
