@@ -8,5 +8,6 @@
 #include "cotangent/gpu.h"
 #include "cotangent/ode.h"
 #include "cotangent/sensitivity.h"
+#include "cotangent/adjoint.h"
 
 #endif

@@ -336,6 +336,10 @@ static void cvode_set_free(ct_cvode_set *c) {
   if (c->NLS) SUNNonlinSolFree(c->NLS);
   if (c->NLS_sens) SUNNonlinSolFree(c->NLS_sens);
   if (c->yS) N_VDestroyVectorArray(c->yS, c->n_yS);
+  if (c->LS_b) SUNLinSolFree(c->LS_b);
+  if (c->A_b) SUNMatDestroy(c->A_b);
+  for (size_t i = 0; i < sizeof c->ext_v / sizeof c->ext_v[0]; i++)
+    if (c->ext_v[i]) N_VDestroy(c->ext_v[i]);
   if (c->A) SUNMatDestroy(c->A);
   if (c->y) N_VDestroy(c->y);
   if (c->atol) N_VDestroy(c->atol);
@@ -505,7 +509,8 @@ static int integrate(ct_ode_run *r, ct_cvode_set *c, const ct_ode_options *o,
   if (h->output) CT_CHECK(r->ctx, h->output(r, c, res));
   for (size_t k = 1; k < n_tout;) {
     double t = tout[0];
-    int flag = CVode(c->cv, tout[k], c->y, &t, CV_NORMAL);
+    int flag = c->advance ? c->advance(r, c, tout[k], &t)
+                          : CVode(c->cv, tout[k], c->y, &t, CV_NORMAL);
     res->t_reached = t;
     if (flag == CV_ROOT_RETURN) {
       CT_CHECK(r->ctx, record_root(r, c, res, t));

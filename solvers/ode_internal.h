@@ -55,6 +55,15 @@ typedef struct ct_cvode_set {
   N_Vector *yS; /* n_yS vectors from N_VCloneVectorArray */
   int n_yS;
   void *cv;
+  /* An extension's own objects (adjoints: quadratures, backward states
+   * and their linear solver), freed after CVODES like the rest. */
+  N_Vector ext_v[4];
+  SUNMatrix A_b;
+  SUNLinearSolver LS_b;
+  /* How the integration advances to the next output time: NULL is
+   * CVode(..., CV_NORMAL); an extension's setup hook may set it (adjoints:
+   * CVodeF). Returns the CVODES flag, the time reached in *t. */
+  int (*advance)(ct_ode_run *r, struct ct_cvode_set *c, double tout, double *t);
 } ct_cvode_set;
 
 /* Extension points of a solve. Each may be NULL. r->ext is `ud`.

@@ -1,0 +1,100 @@
+/* Cotangent continuous adjoints: gradients of objectives of an ODE model's
+ * solution (cotangent/ode.h) through CVODES' adjoint sensitivity analysis
+ * with checkpointing.
+ *
+ * The objective is J = ∫_{t0}^{T} g(t, y, p) dt + phi(y(T), p), either term
+ * optional. The adjoint right-hand side -(df/dy)^T lambda - (dg/dy)^T and
+ * the gradient quadrature lambda^T df/dp + dg/dp come from AD VJPs of the
+ * model's right-hand side and of the objective, built once by ct_asa_new;
+ * the backward Newton iteration uses the dense matrix -(df/dy)^T from the
+ * model's AD Jacobian. The user writes no adjoint code. */
+#ifndef COTANGENT_ADJOINT_H
+#define COTANGENT_ADJOINT_H
+
+#include <stddef.h>
+
+#include "cotangent/core.h"
+#include "cotangent/ode.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* An adjoint problem: a model and an objective. Immutable once built:
+ * several threads may solve with one problem at the same time, each with
+ * its own context. */
+typedef struct ct_asa ct_asa;
+
+/* Builds the VJPs of the adjoint problem of `ode` for the objective
+ * - g: NULL, or the integrand: inputs among "t" (1), "y" (n), "p" (np);
+ *   output "g" (1);
+ * - phi: NULL, or the final-time term: inputs among "t", "y", "p"
+ *   (evaluated at T, y(T)); output "phi" (1).
+ * At least one of them. `ode` is borrowed: it must outlive the problem.
+ * CT_ERR_ARG for a missing or wrongly sized output or input (named in the
+ * message), and for a model with root functions (not supported). */
+int ct_asa_new(ct_context *ctx, const ct_ode *ode, const ct_fun *g,
+               const ct_fun *phi, ct_asa **out);
+void ct_asa_free(ct_asa *asa);
+
+/* How the forward solution is interpolated between checkpoints during the
+ * backward phase (CVodeAdjInit's interp). */
+typedef enum ct_asa_interp {
+  CT_ASA_HERMITE = 0,   /* cubic Hermite (CV_HERMITE) */
+  CT_ASA_POLYNOMIAL = 1 /* variable-degree polynomial (CV_POLYNOMIAL) */
+} ct_asa_interp;
+
+typedef struct ct_asa_options {
+  ct_ode_options ode;     /* the forward phase (method, linear solver,
+                             tolerances, max_steps per call of CVodeF) */
+  long checkpoint_steps;  /* steps between checkpoints (CVodeAdjInit's Nd) */
+  ct_asa_interp interp;
+  double rtol_b, atol_b;  /* the adjoint states' tolerances */
+  double rtol_q, atol_q;  /* the quadratures' tolerances: the integral term
+                             in the forward phase, the parameter gradient in
+                             the backward phase */
+  int quad_err_con;       /* 1: quadratures take part in the error test */
+  long max_steps_b;       /* backward step limit per checkpoint interval;
+                             0: SUNDIALS' default (500) */
+} ct_asa_options;
+
+/* ct_ode_default_options(), 100 steps between checkpoints, Hermite,
+ * rtol_b 1e-6, atol_b 1e-8, rtol_q 1e-6, atol_q 1e-6, quadratures in the
+ * error test. The backward phase is always BDF with a dense Newton solve. */
+ct_asa_options ct_asa_default_options(void);
+
+typedef struct ct_asa_result {
+  int status;            /* CT_OK, or the failure (also returned) */
+  char message[512];     /* the failure: phase, time reached and cause */
+  ct_ode_result ode;     /* the forward phase: y at t0 and T, its status,
+                            statistics (kept when the backward phase fails) */
+  size_t n, np;
+  double value;          /* J = integral + final */
+  double integral;       /* ∫ g dt (forward quadrature), 0 without g */
+  double final;          /* phi(T, y(T), p), 0 without phi */
+  double *dJdp;          /* np: dJ/dp (through y0(p) when the model has it) */
+  double *dJdy0;         /* n: dJ/dy(t0) = lambda(t0) */
+  int backward_done;     /* 1 when dJdp and dJdy0 hold the gradient */
+  long n_checkpoints;    /* CVodeF's ncheck */
+  long quad_evals;       /* forward quadrature integrand calls */
+  long quad_evals_b;     /* backward quadrature integrand calls */
+  ct_ode_stats stats_b;  /* the backward integration */
+} ct_asa_result;
+
+void ct_asa_result_free(ct_context *ctx, ct_asa_result *res);
+
+/* Integrates the model forward from t0 to T > t0 with checkpoints (y(t0)
+ * from the model's y0(p), or `y0` when it has none), evaluates J, then
+ * integrates the adjoint backward from T to t0 and returns J with dJ/dp and
+ * dJ/dy0. A failure in either phase returns CT_ERR_SOLVER with the result
+ * (message "forward phase: t = ...: <cause>" or "backward phase: ..."),
+ * the forward solution kept; also recorded in the context. */
+int ct_asa_solve(ct_context *ctx, const ct_asa *asa, const double *p,
+                 const double *y0, double t0, double T,
+                 const ct_asa_options *opts, ct_asa_result **out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* COTANGENT_ADJOINT_H */
