@@ -31,6 +31,7 @@ struct ct_asa {
   vjp_fun rhs;       /* f: outputs bar_y = J^T l, bar_p = f_p^T l */
   vjp_fun g;         /* g: outputs g, bar_y, bar_p; f NULL without g */
   vjp_fun phi;       /* phi: outputs phi, bar_y, bar_p; f NULL without phi */
+  vjp_fun h;         /* h: outputs h, bar_y, bar_p; f NULL without h */
   vjp_fun y0;        /* y0(p): output bar_p; f NULL when absent */
   size_t work;       /* doubles the largest evaluation needs */
 };
@@ -99,30 +100,40 @@ static int build_vjp(ct_context *ctx, const ct_fun *f, const char *out, int keep
 static size_t work_of(const ct_fun *f) { return f ? ct_fun_work_size(f) : 1; }
 
 /* Fills a zeroed problem: checks the objective, builds the VJPs. */
-static int asa_fill(ct_context *ctx, ct_asa *a, const ct_fun *g, const ct_fun *phi) {
+static int asa_fill(ct_context *ctx, ct_asa *a, const ct_fun *g, const ct_fun *phi,
+                    const ct_fun *h) {
   const ct_ode *m = a->ode;
   if (g) CT_CHECK(ctx, check_objective(ctx, g, "integral objective g", "g", a->n, a->np));
   if (phi)
     CT_CHECK(ctx, check_objective(ctx, phi, "final-time objective phi", "phi", a->n, a->np));
+  if (h) CT_CHECK(ctx, check_objective(ctx, h, "observation objective h", "h", a->n, a->np));
   CT_CHECK(ctx, build_vjp(ctx, m->rhs.f, "f", 0, &a->rhs));
   if (g) CT_CHECK(ctx, build_vjp(ctx, g, "g", 1, &a->g));
   if (phi) CT_CHECK(ctx, build_vjp(ctx, phi, "phi", 1, &a->phi));
+  if (h) CT_CHECK(ctx, build_vjp(ctx, h, "h", 1, &a->h));
   if (m->y0.f && m->y0.p >= 0) CT_CHECK(ctx, build_vjp(ctx, m->y0.f, "y0", 0, &a->y0));
-  const ct_fun *all[] = {a->rhs.f, a->g.f, a->phi.f, a->y0.f, m->jac.f};
+  const ct_fun *all[] = {a->rhs.f, a->g.f, a->phi.f, a->h.f, a->y0.f, m->jac.f};
   a->work = 1;
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
     if (work_of(all[i]) > a->work) a->work = work_of(all[i]);
   return CT_OK;
 }
 
-/* Checks the model and objective, then builds the VJPs (see adjoint.h). */
+/* Without observation terms (see adjoint.h). */
 int ct_asa_new(ct_context *ctx, const ct_ode *ode, const ct_fun *g,
                const ct_fun *phi, ct_asa **out) {
+  return ct_asa_new_obs(ctx, ode, g, phi, NULL, out);
+}
+
+/* Checks the model and objective, then builds the VJPs (see adjoint.h). */
+int ct_asa_new_obs(ct_context *ctx, const ct_ode *ode, const ct_fun *g,
+                   const ct_fun *phi, const ct_fun *h, ct_asa **out) {
   *out = NULL;
   if (!ode) return CT_ERROR(ctx, CT_ERR_ARG, "an adjoint problem needs a model (ode is NULL)");
-  if (!g && !phi)
+  if (!g && !phi && !h)
     return CT_ERROR(ctx, CT_ERR_ARG, "an adjoint problem needs an objective: pass g "
-                    "(integral term), phi (final-time term) or both");
+                    "(integral term), phi (final-time term), h (observation term) "
+                    "or several");
   if (ct_ode_n_roots(ode))
     return CT_ERROR(ctx, CT_ERR_ARG, "adjoints of models with root functions are not "
                     "supported (the model has %zu)", ct_ode_n_roots(ode));
@@ -132,7 +143,7 @@ int ct_asa_new(ct_context *ctx, const ct_ode *ode, const ct_fun *g,
   a->ode = ode;
   a->n = ct_ode_n_states(ode);
   a->np = ct_ode_n_params(ode);
-  int rc = asa_fill(ctx, a, g, phi);
+  int rc = asa_fill(ctx, a, g, phi, h);
   if (rc < 0) {
     ct_asa_free(a);
     return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);
@@ -147,6 +158,7 @@ void ct_asa_free(ct_asa *a) {
   ct_fun_free(a->rhs.f);
   ct_fun_free(a->g.f);
   ct_fun_free(a->phi.f);
+  ct_fun_free(a->h.f);
   ct_fun_free(a->y0.f);
   ct_free(a->ctx, a);
 }
@@ -155,7 +167,7 @@ void ct_asa_free(ct_asa *a) {
 
 ct_asa_options ct_asa_default_options(void) {
   ct_asa_options o = {ct_ode_default_options(), 100, CT_ASA_HERMITE, 1e-6, 1e-8,
-                      1e-6, 1e-6, 1, 0};
+                      1e-6, 1e-6, 1, 0, NULL, 0};
   return o;
 }
 
@@ -183,6 +195,17 @@ static int check_options(ct_context *ctx, const ct_asa *a, const ct_asa_options 
                     "t0 = %g, T = %g", t0, T);
   if (a->np && !p)
     return CT_ERROR(ctx, CT_ERR_ARG, "the model has %zu parameters: pass p", a->np);
+  if (o->n_obs && !a->h.f)
+    return CT_ERROR(ctx, CT_ERR_ARG, "%zu observation times but no observation "
+                    "objective h (build the problem with ct_asa_new_obs)", o->n_obs);
+  if (o->n_obs && !o->t_obs)
+    return CT_ERROR(ctx, CT_ERR_ARG, "n_obs is %zu: pass t_obs", o->n_obs);
+  for (size_t k = 0; k < o->n_obs; k++) {
+    double tk = o->t_obs[k];
+    if (!isfinite(tk) || !(tk > t0) || !(tk <= T) || (k && !(tk > o->t_obs[k - 1])))
+      return CT_ERROR(ctx, CT_ERR_ARG, "observation times must be increasing inside "
+                      "(t0, T] = (%g, %g], got t_obs[%zu] = %g", t0, T, k, tk);
+  }
   return CT_OK;
 }
 
@@ -197,6 +220,8 @@ typedef struct asa_run {
   double *work;       /* a->work */
   double *vy, *vp;    /* n, np: VJP outputs */
   double *phi_p;      /* np: dphi/dp */
+  double *obs_p;      /* np: Σ_k dh/dp(t_k) */
+  size_t n_tout;      /* forward output times: t0, the t_k, T */
   double t_buf, one;
   int which;          /* the backward problem */
   int forward_done;   /* y(T) reached */
@@ -346,11 +371,11 @@ static int asa_setup(ct_ode_run *r, ct_cvode_set *c, const ct_ode_options *o) {
   return CT_OK;
 }
 
-/* Output hook: notes that y(T) was reached (the second output). */
+/* Output hook: notes that y(T) was reached (the last output). */
 static int asa_output(ct_ode_run *r, ct_cvode_set *c, const ct_ode_result *res) {
   (void)c;
   asa_run *s = r->ext;
-  if (res->n_out == 2) s->forward_done = 1;
+  if (res->n_out == s->n_tout) s->forward_done = 1;
   return CT_OK;
 }
 
@@ -371,7 +396,27 @@ static int objective_at_end(ct_ode_run *r, ct_cvode_set *c, asa_run *s, double *
                               &s->one, &res->final, a->phi.by >= 0 ? lambda : NULL,
                               a->phi.bp >= 0 ? s->phi_p : NULL));
   }
-  res->value = res->integral + res->final;
+  for (size_t k = 0; k < s->o->n_obs; k++) { /* y(t_k): output k + 1 */
+    double hk = 0;
+    CT_CHECK(r->ctx, vjp_eval(r->ctx, s, &a->h, s->o->t_obs[k],
+                              res->ode.y + (k + 1) * a->n, r->p, &s->one, &hk, NULL,
+                              a->h.bp >= 0 ? s->vp : NULL));
+    res->observed += hk;
+    if (a->h.bp >= 0)
+      for (size_t j = 0; j < a->np; j++) s->obs_p[j] += s->vp[j];
+  }
+  res->value = res->integral + res->final + res->observed;
+  return CT_OK;
+}
+
+/* Adds the jump (dh/dy(t_k, y(t_k), p))^T of observation k to lambda. */
+static int add_jump(ct_ode_run *r, asa_run *s, size_t k, double *lambda) {
+  const ct_asa *a = s->a;
+  if (a->h.by < 0) return CT_OK;
+  CT_CHECK(r->ctx, vjp_eval(r->ctx, s, &a->h, s->o->t_obs[k],
+                            s->res->ode.y + (k + 1) * a->n, r->p, &s->one, NULL, s->vy,
+                            NULL));
+  for (size_t i = 0; i < a->n; i++) lambda[i] += s->vy[i];
   return CT_OK;
 }
 
@@ -401,28 +446,38 @@ static int backward_setup(ct_ode_run *r, ct_cvode_set *c, asa_run *s) {
   return CT_OK;
 }
 
-/* The backward statistics. */
+/* Adds the backward statistics of one interval (CVodeReInitB resets
+ * CVODES' counters) to the result's. */
 static void collect_stats_b(void *cvb, ct_asa_result *res) {
-  ct_ode_stats *st = &res->stats_b;
-  CVodeGetNumSteps(cvb, &st->steps);
-  CVodeGetNumRhsEvals(cvb, &st->rhs_evals);
-  CVodeGetNumLinSolvSetups(cvb, &st->lin_setups);
-  CVodeGetNumErrTestFails(cvb, &st->err_test_fails);
-  CVodeGetNumNonlinSolvIters(cvb, &st->nonlin_iters);
-  CVodeGetNumNonlinSolvConvFails(cvb, &st->nonlin_conv_fails);
-  CVodeGetNumJacEvals(cvb, &st->jac_evals);
+  ct_ode_stats *st = &res->stats_b, one = {0};
+  long nq = 0;
+  CVodeGetNumSteps(cvb, &one.steps);
+  CVodeGetNumRhsEvals(cvb, &one.rhs_evals);
+  CVodeGetNumLinSolvSetups(cvb, &one.lin_setups);
+  CVodeGetNumErrTestFails(cvb, &one.err_test_fails);
+  CVodeGetNumNonlinSolvIters(cvb, &one.nonlin_iters);
+  CVodeGetNumNonlinSolvConvFails(cvb, &one.nonlin_conv_fails);
+  CVodeGetNumJacEvals(cvb, &one.jac_evals);
   CVodeGetLastStep(cvb, &st->last_step);
   CVodeGetLastOrder(cvb, &st->last_order);
-  CVodeGetQuadNumRhsEvals(cvb, &res->quad_evals_b);
+  CVodeGetQuadNumRhsEvals(cvb, &nq);
+  st->steps += one.steps;
+  st->rhs_evals += one.rhs_evals;
+  st->lin_setups += one.lin_setups;
+  st->err_test_fails += one.err_test_fails;
+  st->nonlin_iters += one.nonlin_iters;
+  st->nonlin_conv_fails += one.nonlin_conv_fails;
+  st->jac_evals += one.jac_evals;
+  res->quad_evals_b += nq;
 }
 
 /* The gradient from lambda(t0) and the quadrature: dJ/dy0 = lambda(t0),
- * dJ/dp = -qB(t0) + dphi/dp + (dy0/dp)^T lambda(t0). */
+ * dJ/dp = -qB(t0) + dphi/dp + Σ_k dh/dp + (dy0/dp)^T lambda(t0). */
 static int gradient(ct_ode_run *r, asa_run *s, const double *lambda0, const double *qB) {
   const ct_asa *a = s->a;
   ct_asa_result *res = s->res;
   memcpy(res->dJdy0, lambda0, a->n * sizeof *lambda0);
-  for (size_t j = 0; j < a->np; j++) res->dJdp[j] = -qB[j] + s->phi_p[j];
+  for (size_t j = 0; j < a->np; j++) res->dJdp[j] = -qB[j] + s->phi_p[j] + s->obs_p[j];
   if (a->y0.f) { /* evaluated where solvers/ode.c evaluates y0: t = 0 */
     CT_CHECK(r->ctx, vjp_eval(r->ctx, s, &a->y0, 0, NULL, r->p, lambda0, NULL, NULL,
                               s->vp));
@@ -432,18 +487,14 @@ static int gradient(ct_ode_run *r, asa_run *s, const double *lambda0, const doub
   return CT_OK;
 }
 
-/* The backward phase, after a successful forward phase. */
-static int backward(ct_ode_run *r, ct_cvode_set *c, asa_run *s) {
+/* Integrates the backward problem to tout, then reads lambda and qB there
+ * into c->ext_v[1], c->ext_v[2]; a failure is CT_ERR_SOLVER with the
+ * message in the result. */
+static int backward_to(ct_ode_run *r, ct_cvode_set *c, asa_run *s, double tout) {
   ct_context *ctx = r->ctx;
   ct_asa_result *res = s->res;
-  size_t n = s->a->n, np = s->a->np;
-  CT_SUN_NEW(ctx, c->ext_v[1], N_VNew_Serial((sunindextype)n, c->sun));
-  CT_SUN_NEW(ctx, c->ext_v[2], N_VNew_Serial((sunindextype)(np ? np : 1), c->sun));
-  N_VConst(0.0, c->ext_v[2]);
-  CT_CHECK(ctx, objective_at_end(r, c, s, N_VGetArrayPointer(c->ext_v[1])));
-  CT_CHECK(ctx, backward_setup(r, c, s));
   r->cause[0] = r->sundials[0] = '\0';
-  int flag = CVodeB(c->cv, s->t0, CV_NORMAL);
+  int flag = CVodeB(c->cv, tout, CV_NORMAL);
   void *cvb = CVodeGetAdjCVodeBmem(c->cv, s->which);
   collect_stats_b(cvb, res);
   if (flag < 0) {
@@ -458,8 +509,31 @@ static int backward(ct_ode_run *r, ct_cvode_set *c, asa_run *s) {
   }
   double t;
   CT_SUN_CALL(ctx, CVodeGetB(c->cv, s->which, &t, c->ext_v[1]));
-  if (np) CT_SUN_CALL(ctx, CVodeGetQuadB(c->cv, s->which, &t, c->ext_v[2]));
-  return gradient(r, s, N_VGetArrayPointer(c->ext_v[1]), N_VGetArrayPointer(c->ext_v[2]));
+  if (s->a->np) CT_SUN_CALL(ctx, CVodeGetQuadB(c->cv, s->which, &t, c->ext_v[2]));
+  return CT_OK;
+}
+
+/* The backward phase, after a successful forward phase: from T to t0,
+ * restarted at every observation time inside (t0, T) with its jump. */
+static int backward(ct_ode_run *r, ct_cvode_set *c, asa_run *s) {
+  ct_context *ctx = r->ctx;
+  size_t n = s->a->n, np = s->a->np, m = s->o->n_obs;
+  CT_SUN_NEW(ctx, c->ext_v[1], N_VNew_Serial((sunindextype)n, c->sun));
+  CT_SUN_NEW(ctx, c->ext_v[2], N_VNew_Serial((sunindextype)(np ? np : 1), c->sun));
+  N_VConst(0.0, c->ext_v[2]);
+  double *lambda = N_VGetArrayPointer(c->ext_v[1]);
+  CT_CHECK(ctx, objective_at_end(r, c, s, lambda));
+  if (m && s->o->t_obs[m - 1] == s->T) CT_CHECK(ctx, add_jump(r, s, --m, lambda));
+  CT_CHECK(ctx, backward_setup(r, c, s));
+  while (m--) { /* observation m, at t_m < T */
+    double tk = s->o->t_obs[m];
+    CT_CHECK(ctx, backward_to(r, c, s, tk));
+    CT_CHECK(ctx, add_jump(r, s, m, lambda));
+    CT_SUN_CALL(ctx, CVodeReInitB(c->cv, s->which, tk, c->ext_v[1]));
+    if (np) CT_SUN_CALL(ctx, CVodeQuadReInitB(c->cv, s->which, c->ext_v[2]));
+  }
+  CT_CHECK(ctx, backward_to(r, c, s, s->t0));
+  return gradient(r, s, lambda, N_VGetArrayPointer(c->ext_v[2]));
 }
 
 /* Finish hook: runs the backward phase while CVODES is alive. */
@@ -482,7 +556,9 @@ static int allocate(ct_context *ctx, const ct_asa *a, asa_run *s, ct_asa_result 
   s->vy = ct_alloc(ctx, n * sizeof *s->vy);
   s->vp = ct_alloc(ctx, np * sizeof *s->vp);
   s->phi_p = ct_calloc(ctx, np, sizeof *s->phi_p);
-  if (!res->dJdp || !res->dJdy0 || !s->work || !s->vy || !s->vp || !s->phi_p)
+  s->obs_p = ct_calloc(ctx, np, sizeof *s->obs_p);
+  if (!res->dJdp || !res->dJdy0 || !s->work || !s->vy || !s->vp || !s->phi_p ||
+      !s->obs_p)
     return CT_ERR_NOMEM;
   return CT_OK;
 }
@@ -497,16 +573,23 @@ int ct_asa_solve(ct_context *ctx, const ct_asa *a, const double *p, const double
   CT_CHECK(ctx, check_options(ctx, a, &o, p, t0, T));
   ct_asa_result *res = ct_calloc(ctx, 1, sizeof *res);
   if (!res) return ct_error_trace(ctx, CT_ERR_NOMEM, __FILE__, __LINE__, __func__);
-  asa_run s = {a, &o, res, t0, T, NULL, NULL, NULL, NULL, 0, 1.0, -1, 0, CT_OK};
-  int rc = allocate(ctx, a, &s, res);
+  asa_run s = {a, &o, res, t0, T, NULL, NULL, NULL, NULL, NULL, 0, 0, 1.0, -1, 0, CT_OK};
+  /* Output times: t0, the observation times, T (unless the last is T). */
+  s.n_tout = 2 + o.n_obs - (o.n_obs && o.t_obs[o.n_obs - 1] == T);
+  double *tout = ct_alloc(ctx, s.n_tout * sizeof *tout);
+  int rc = tout ? allocate(ctx, a, &s, res) : CT_ERR_NOMEM;
   if (rc == CT_OK) {
-    double tout[2] = {t0, T};
+    tout[0] = t0;
+    if (o.n_obs) memcpy(tout + 1, o.t_obs, o.n_obs * sizeof *tout);
+    tout[s.n_tout - 1] = T;
     ct_ode_hooks hooks = {&s, asa_setup, asa_output, asa_finish};
-    rc = ct_ode_solve_into(ctx, a->ode, p, y0, tout, 2, &o.ode, &hooks, &res->ode);
+    rc = ct_ode_solve_into(ctx, a->ode, p, y0, tout, s.n_tout, &o.ode, &hooks,
+                           &res->ode);
     if (rc == CT_ERR_SOLVER) {
       if (snprintf(res->message, sizeof res->message, "forward phase: %s",
                    res->ode.message) < 0)
         res->message[0] = '\0';
+      rc = CT_ERROR(ctx, CT_ERR_SOLVER, "%s", res->message); /* the phase, in ctx too */
     } else if (rc == CT_OK && s.rc < 0) {
       rc = s.rc; /* the backward phase's failure, message already in res */
     }
@@ -515,6 +598,8 @@ int ct_asa_solve(ct_context *ctx, const ct_asa *a, const double *p, const double
   ct_free(ctx, s.vy);
   ct_free(ctx, s.vp);
   ct_free(ctx, s.phi_p);
+  ct_free(ctx, s.obs_p);
+  ct_free(ctx, tout);
   if (rc < 0 && rc != CT_ERR_SOLVER) {
     ct_asa_result_free(ctx, res);
     return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);

@@ -7,6 +7,7 @@
 #include "cotangent/ad.h"
 #include "cotangent/gpu.h"
 #include "cotangent/ode.h"
+#include "cotangent/dae.h"
 #include "cotangent/sensitivity.h"
 #include "cotangent/adjoint.h"
 

@@ -75,7 +75,7 @@ static void band_widths(const ct_sparsity *s, long *mu, long *ml) {
 }
 
 static size_t max_work(const ct_ode *m) {
-  const ct_bound_fun *all[] = {&m->rhs, &m->jac, &m->jvp, &m->y0, &m->roots};
+  const ct_bound_fun *all[] = {&m->rhs, &m->jac, &m->jvp, &m->y0, &m->roots, &m->rhs_e};
   size_t w = 1;
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
     if (all[i]->f && ct_fun_work_size(all[i]->f) > w) w = ct_fun_work_size(all[i]->f);
@@ -84,7 +84,11 @@ static size_t max_work(const ct_ode *m) {
 
 static int ode_fill(ct_context *ctx, ct_ode *m, const ct_fun *rhs,
                     const ct_fun *y0, const ct_fun *roots) {
-  CT_CHECK(ctx, own_output(ctx, rhs, "right-hand side", "f", &m->rhs.f));
+  if (ct_fun_out_index(rhs, "f") < 0 &&
+      (ct_fun_out_index(rhs, "fe") >= 0 || ct_fun_out_index(rhs, "fi") >= 0))
+    CT_CHECK(ctx, ct_ode_split_fill(ctx, m, rhs)); /* IMEX: fe, fi (arkode.c) */
+  else
+    CT_CHECK(ctx, own_output(ctx, rhs, "right-hand side", "f", &m->rhs.f));
   CT_CHECK(ctx, bind(ctx, m->rhs.f, &m->rhs));
   if (m->rhs.y < 0)
     return CT_ERROR(ctx, CT_ERR_ARG, "the right-hand side function has no input 'y'");
@@ -114,7 +118,7 @@ static int ode_fill(ct_context *ctx, ct_ode *m, const ct_fun *rhs,
   CT_CHECK(ctx, bind(ctx, m->jac.f, &m->jac));
   ct_fun *jvp_full = NULL;
   CT_CHECK(ctx, ct_fun_jvp(ctx, m->rhs.f, 1, wrt_y, &jvp_full));
-  int rc = own_output(ctx, jvp_full, "jvp", "d_f", &m->jvp.f);
+  int rc = own_output(ctx, jvp_full, "jvp", m->rhs_e.f ? "d_fi" : "d_f", &m->jvp.f);
   ct_fun_free(jvp_full);
   CT_CHECK(ctx, rc);
   CT_CHECK(ctx, bind(ctx, m->jvp.f, &m->jvp));
@@ -146,6 +150,7 @@ void ct_ode_free(ct_ode *m) {
   ct_fun_free(m->jvp.f);
   ct_fun_free(m->y0.f);
   ct_fun_free(m->roots.f);
+  ct_fun_free(m->rhs_e.f);
   ct_sparsity_free(m->ctx, m->pattern);
   ct_free(m->ctx, m);
 }
@@ -201,7 +206,7 @@ static int check_options(ct_context *ctx, const ct_ode *m, const ct_ode_options 
       return CT_ERROR(ctx, CT_ERR_ARG, "atol[%zu] must be positive, got %g", i, o->atol_v[i]);
   if ((unsigned)o->linsol > CT_LINSOL_GMRES)
     return CT_ERROR(ctx, CT_ERR_ARG, "unknown linear solver %d", (int)o->linsol);
-  if (o->method != CT_ODE_BDF && o->method != CT_ODE_ADAMS)
+  if ((unsigned)o->method > CT_ODE_IMEX)
     return CT_ERROR(ctx, CT_ERR_ARG, "unknown method %d", (int)o->method);
   if (n_tout < 1 || !tout)
     return CT_ERROR(ctx, CT_ERR_ARG, "ct_ode_solve needs at least the initial time in tout");
@@ -587,6 +592,8 @@ int ct_ode_solve_into(ct_context *ctx, const ct_ode *m, const double *p,
   CT_CHECK(ctx, check_options(ctx, m, &o, tout, n_tout));
   if (m->np && !p)
     return CT_ERROR(ctx, CT_ERR_ARG, "the model has %zu parameters: pass p", m->np);
+  if (o.method >= CT_ODE_ERK || m->rhs_e.f) /* ARKODE (arkode.c) */
+    return ct_arkode_solve_into(ctx, m, p, y0, tout, n_tout, &o, hooks, res);
   ct_ode_run r = {ctx, m, p, NULL, NULL, 0, "", "", h->ud};
   int rc = result_init(ctx, m, n_tout + 1, res);
   r.work = rc < 0 ? NULL : ct_alloc(ctx, m->work * sizeof *r.work);
@@ -631,4 +638,20 @@ void ct_ode_result_free(ct_context *ctx, ct_ode_result *r) {
   if (!r) return;
   ct_ode_result_clear(ctx, r);
   ct_free(ctx, r);
+}
+
+/* Fills the table of ode.c's pieces that ARKODE reuses (see ode_internal.h). */
+void ct_ode_shared_get(ct_ode_shared *out) {
+  out->pick_linsol = pick_linsol;
+  out->initial_values = initial_values;
+  out->result_init = result_init;
+  out->store_output = store_output;
+  out->describe_failure = describe_failure;
+  out->eval_at = eval_at;
+  out->check_finite = check_finite;
+  out->rhs = rhs_cb;
+  out->root = root_cb;
+  out->jac = jac_cb;
+  out->jtimes = jtimes_cb;
+  out->error = sundials_error;
 }

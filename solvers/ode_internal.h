@@ -29,6 +29,7 @@ struct ct_ode {
   ct_sparsity *pattern; /* df/dy, CSC */
   long mu, ml;          /* bandwidths of the pattern */
   size_t work;          /* doubles the largest evaluation needs */
+  ct_bound_fun rhs_e;   /* split (IMEX) models: "fe"; rhs is then "fi" */
 };
 
 /* What every CVODES callback of one solve needs (CVODES' user data). */
@@ -107,5 +108,42 @@ int ct_ode_solve_into(ct_context *ctx, const ct_ode *m, const double *p,
 
 /* Frees what a result holds (not the struct itself) and zeroes it. */
 void ct_ode_result_clear(ct_context *ctx, ct_ode_result *res);
+
+/* ---- Shared with the ARKODE integration (solvers/arkode.c) ---- */
+
+/* ode.c's pieces that ARKODE reuses: its callbacks have CVODES'
+ * signatures, which are ARKODE's too. ct_ode_shared_get fills the table. */
+typedef struct ct_ode_shared {
+  ct_ode_linsol (*pick_linsol)(const ct_ode *m);
+  int (*initial_values)(ct_ode_run *r, const double *y0, double *out);
+  int (*result_init)(ct_context *ctx, const ct_ode *m, size_t cap, ct_ode_result *res);
+  void (*store_output)(ct_ode_result *res, double t, const double *y);
+  void (*describe_failure)(ct_ode_result *res, const char *flag_cause,
+                           const char *found, const char *sundials);
+  int (*eval_at)(ct_ode_run *r, const ct_bound_fun *b, double t, const double *y,
+                 const double *v, double *out);
+  int (*check_finite)(ct_ode_run *r, const char *what, const double *v, size_t n,
+                      double t);
+  int (*rhs)(sunrealtype t, N_Vector y, N_Vector ydot, void *ud);
+  int (*root)(sunrealtype t, N_Vector y, sunrealtype *g, void *ud);
+  int (*jac)(sunrealtype t, N_Vector y, N_Vector fy, SUNMatrix J, void *ud,
+             N_Vector t1, N_Vector t2, N_Vector t3);
+  int (*jtimes)(N_Vector v, N_Vector Jv, sunrealtype t, N_Vector y, N_Vector fy,
+                void *ud, N_Vector tmp);
+  void (*error)(int code, const char *module, const char *function, char *msg,
+                void *ud);
+} ct_ode_shared;
+void ct_ode_shared_get(ct_ode_shared *out);
+
+/* A split right-hand side (outputs "fe", "fi") into m->rhs_e and m->rhs
+ * (then "fi"); CT_ERR_ARG naming what is missing or wrongly sized. */
+int ct_ode_split_fill(ct_context *ctx, ct_ode *m, const ct_fun *rhs);
+
+/* ct_ode_solve_into for the ARKODE methods and split models, with options
+ * already checked; hooks (sensitivities, adjoints) are refused. */
+int ct_arkode_solve_into(ct_context *ctx, const ct_ode *m, const double *p,
+                         const double *y0, const double *tout, size_t n_tout,
+                         const ct_ode_options *o, const ct_ode_hooks *hooks,
+                         ct_ode_result *res);
 
 #endif /* COTANGENT_SOLVERS_ODE_INTERNAL_H */

@@ -2,8 +2,9 @@
  * solution (cotangent/ode.h) through CVODES' adjoint sensitivity analysis
  * with checkpointing.
  *
- * The objective is J = ∫_{t0}^{T} g(t, y, p) dt + phi(y(T), p), either term
- * optional. The adjoint right-hand side -(df/dy)^T lambda - (dg/dy)^T and
+ * The objective is J = ∫_{t0}^{T} g(t, y, p) dt + phi(y(T), p)
+ * + Σ_k h(t_k, y(t_k), p), each term optional (the last over observation
+ * times t_k given to the solve). The adjoint right-hand side -(df/dy)^T lambda - (dg/dy)^T and
  * the gradient quadrature lambda^T df/dp + dg/dp come from AD VJPs of the
  * model's right-hand side and of the objective, built once by ct_asa_new;
  * the backward Newton iteration uses the dense matrix -(df/dy)^T from the
@@ -35,6 +36,13 @@ typedef struct ct_asa ct_asa;
  * message), and for a model with root functions (not supported). */
 int ct_asa_new(ct_context *ctx, const ct_ode *ode, const ct_fun *g,
                const ct_fun *phi, ct_asa **out);
+/* ct_asa_new with a third, discrete term Σ_k h(t_k, y(t_k), p) over the
+ * observation times of ct_asa_options (t_obs):
+ * - h: NULL, or inputs among "t", "y", "p"; output "h" (1).
+ * At least one of g, phi, h. The backward integration restarts at every
+ * t_k (CVodeReInitB) with the jump (dh/dy)^T added to lambda. */
+int ct_asa_new_obs(ct_context *ctx, const ct_ode *ode, const ct_fun *g,
+                   const ct_fun *phi, const ct_fun *h, ct_asa **out);
 void ct_asa_free(ct_asa *asa);
 
 /* How the forward solution is interpolated between checkpoints during the
@@ -56,11 +64,14 @@ typedef struct ct_asa_options {
   int quad_err_con;       /* 1: quadratures take part in the error test */
   long max_steps_b;       /* backward step limit per checkpoint interval;
                              0: SUNDIALS' default (500) */
+  const double *t_obs;    /* n_obs observation times of h, increasing,
+                             inside (t0, T]; NULL with n_obs 0 */
+  size_t n_obs;
 } ct_asa_options;
 
 /* ct_ode_default_options(), 100 steps between checkpoints, Hermite,
  * rtol_b 1e-6, atol_b 1e-8, rtol_q 1e-6, atol_q 1e-6, quadratures in the
- * error test. The backward phase is always BDF with a dense Newton solve. */
+ * error test, no observation times. The backward phase is always BDF with a dense Newton solve. */
 ct_asa_options ct_asa_default_options(void);
 
 typedef struct ct_asa_result {
@@ -69,9 +80,10 @@ typedef struct ct_asa_result {
   ct_ode_result ode;     /* the forward phase: y at t0 and T, its status,
                             statistics (kept when the backward phase fails) */
   size_t n, np;
-  double value;          /* J = integral + final */
+  double value;          /* J = integral + final + observed */
   double integral;       /* ∫ g dt (forward quadrature), 0 without g */
   double final;          /* phi(T, y(T), p), 0 without phi */
+  double observed;       /* Σ_k h(t_k, y(t_k), p), 0 without h */
   double *dJdp;          /* np: dJ/dp (through y0(p) when the model has it) */
   double *dJdy0;         /* n: dJ/dy(t0) = lambda(t0) */
   int backward_done;     /* 1 when dJdp and dJdy0 hold the gradient */
@@ -85,7 +97,8 @@ void ct_asa_result_free(ct_context *ctx, ct_asa_result *res);
 
 /* Integrates the model forward from t0 to T > t0 with checkpoints (y(t0)
  * from the model's y0(p), or `y0` when it has none), evaluates J, then
- * integrates the adjoint backward from T to t0 and returns J with dJ/dp and
+ * integrates the adjoint backward from T to t0 (interval by interval
+ * between the observation times) and returns J with dJ/dp and
  * dJ/dy0. A failure in either phase returns CT_ERR_SOLVER with the result
  * (message "forward phase: t = ...: <cause>" or "backward phase: ..."),
  * the forward solution kept; also recorded in the context. */

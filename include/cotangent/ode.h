@@ -4,7 +4,8 @@
  * A model (ct_ode) is built from AD-core functions: the right-hand side,
  * optionally initial values that depend on the parameters, and optionally
  * root (event) functions. ct_ode_solve integrates it with CVODES (BDF or
- * Adams) and returns the solution at requested output times with solver
+ * Adams) or ARKODE (explicit, diagonally implicit or IMEX Runge-Kutta) and
+ * returns the solution at requested output times with solver
  * statistics. Linear solvers for the Newton iteration get their Jacobian
  * from the same model: dense or banded from the AD Jacobian, sparse KLU from
  * the colored sparse Jacobian, matrix-free GMRES from AD JVPs. */
@@ -24,7 +25,8 @@ typedef struct ct_ode ct_ode;
 
 /* A model from AD functions (the model keeps its own references: the
  * caller may free its functions afterwards).
- * - rhs: inputs "t" (1), "y" (n), and optionally "p" (np); output "f" (n).
+ * - rhs: inputs "t" (1), "y" (n), and optionally "p" (np); output "f" (n),
+ *   or, for CT_ODE_IMEX only, outputs "fe" and "fi" (n each) with f = fe + fi.
  * - y0: NULL (then initial values come from ct_ode_solve's `y0` argument), or
  *   inputs "p" (np); output "y0" (n): initial values that depend on p.
  * - roots: NULL, or inputs like rhs; output "g" (any size): the integration
@@ -42,7 +44,11 @@ size_t ct_ode_jac_nnz(const ct_ode *ode);
 
 typedef enum ct_ode_method {
   CT_ODE_BDF = 0,   /* CVODES BDF with Newton: stiff problems */
-  CT_ODE_ADAMS = 1  /* CVODES Adams-Moulton with fixed point: non-stiff */
+  CT_ODE_ADAMS = 1, /* CVODES Adams-Moulton with fixed point: non-stiff */
+  CT_ODE_ERK = 2,   /* ARKODE explicit Runge-Kutta: non-stiff */
+  CT_ODE_DIRK = 3,  /* ARKODE diagonally implicit RK with Newton: stiff */
+  CT_ODE_IMEX = 4   /* ARKODE additive RK: a model with outputs "fe"
+                       (explicit) and "fi" (implicit, its Jacobian used) */
 } ct_ode_method;
 
 typedef enum ct_ode_linsol {

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 
+#include "cotangent/adjoint.h"
 #include "cotangent/core.h"
 #include "cotangent/ode.h"
 
@@ -103,6 +104,63 @@ void ct_fsa_result_free(ct_context *ctx, ct_fsa_result *res);
 int ct_fsa_solve(ct_context *ctx, const ct_fsa *fsa, const double *p,
                  const double *y0, const double *tout, size_t n_tout,
                  const ct_fsa_options *opts, ct_fsa_result **out);
+
+/* ---- Gradient check (sensitivity/check.c) ---- */
+
+/* A scalar objective J(p) (np values): *value = J(p); CT_OK or a negative
+ * status (with the context's message). */
+typedef int (*ct_objective_fn)(ct_context *ctx, const double *p, void *ud,
+                               double *value);
+
+typedef struct ct_gradcheck_options {
+  double eps;            /* relative accuracy of J's values (> 0): the step
+                            is h_j = eps^(1/3) max(|p_j|, typical_j) */
+  const double *typical; /* np positive typical magnitudes of p; NULL: 1 */
+  double floor;          /* the relative error's smallest denominator (>= 0):
+                            |fd - g| / max(|fd|, |g|, floor) */
+  double tol;            /* passed when the worst relative error <= tol */
+} ct_gradcheck_options;
+
+/* eps DBL_EPSILON, typical 1, floor 1e-10, tol 1e-5. */
+ct_gradcheck_options ct_gradcheck_default_options(void);
+
+typedef struct ct_gradcheck_result {
+  size_t np;
+  double *fd;       /* np central differences (J(p + h e_j) - J(p - h e_j)) / 2h */
+  double *grad;     /* np: the gradient checked (a copy) */
+  double *rel_err;  /* np relative errors */
+  double *step;     /* np steps h_j */
+  double worst_rel_err;
+  size_t worst;     /* the index of the worst relative error */
+  int passed;       /* worst_rel_err <= tol */
+  long n_evals;     /* objective evaluations (2 np) */
+  double value;     /* J(p) where the check computed it (ct_asa_gradient_check),
+                       else 0 */
+} ct_gradcheck_result;
+
+/* Frees what the result holds (not the struct) and zeroes it. */
+void ct_gradcheck_result_clear(ct_context *ctx, ct_gradcheck_result *res);
+
+/* Checks grad (np values) against central differences of J at p, into a
+ * caller's result (zeroed here; release it with ct_gradcheck_result_clear
+ * whatever the status). A failed check is CT_OK with res->passed 0: the
+ * result says which component is worst. CT_ERR_ARG for bad arguments; an
+ * objective's failure is returned as it is, naming the parameter. */
+int ct_gradient_check(ct_context *ctx, ct_objective_fn J, void *ud,
+                      const double *p, size_t np, const double *grad,
+                      const ct_gradcheck_options *opts, ct_gradcheck_result *res);
+
+/* The gradient dJ/dp of an adjoint problem (ct_asa_solve with the given
+ * arguments) checked against central differences of its objective value,
+ * each from a ct_asa_solve at a perturbed p: the adjoint gradient is
+ * res->grad, J(p) is res->value. The objective's values are only as
+ * accurate as the solves' tolerances: set opts->eps to about them (and the
+ * tolerances tight) for a meaningful check. */
+int ct_asa_gradient_check(ct_context *ctx, const ct_asa *asa, const double *p,
+                          const double *y0, double t0, double T,
+                          const ct_asa_options *asa_opts,
+                          const ct_gradcheck_options *opts,
+                          ct_gradcheck_result *res);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,175 @@
+/* Cotangent DAE integration: F(t, y, y', p) = 0 through SUNDIALS' IDAS,
+ * with every derivative the integrator needs supplied by the AD core.
+ *
+ * A model (ct_dae) is built from AD functions: the residual, optionally
+ * initial values y0(p), y0'(p), and optionally root (event) functions.
+ * Which components are differential and which algebraic is read from the
+ * structure of dF/dy' (a component is differential when its column of
+ * dF/dy' has a structural nonzero) and may be overridden per solve.
+ * The iteration matrix dF/dy + cj dF/dy' is assembled from the colored
+ * sparse Jacobians of F with respect to y and y', built once with the
+ * model (dense or KLU); GMRES uses AD JVPs of F in direction (v, cj v).
+ * Consistent initial values come from IDACalcIC (on by default). */
+#ifndef COTANGENT_DAE_H
+#define COTANGENT_DAE_H
+
+#include <stddef.h>
+
+#include "cotangent/ad.h"
+#include "cotangent/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ct_dae ct_dae;
+
+/* A model from AD functions (the model keeps its own copies: the caller may
+ * free its functions afterwards).
+ * - res: inputs "y" (n), "yp" (n), optionally "t" (1) and "p" (np);
+ *   output "F" (n).
+ * - init: NULL (then ct_dae_solve's y0/yp0 arguments are used), or inputs
+ *   "p" (np, optional); output "y0" (n) and optionally "yp0" (n; zero when
+ *   absent): initial values that depend on p.
+ * - roots: NULL, or inputs like res; output "g" (any size).
+ * A missing or wrongly sized input or output is a CT_ERR_ARG naming it. */
+int ct_dae_new(ct_context *ctx, const ct_fun *res, const ct_fun *init,
+               const ct_fun *roots, ct_dae **out);
+void ct_dae_free(ct_dae *dae);
+size_t ct_dae_n_states(const ct_dae *dae);
+size_t ct_dae_n_params(const ct_dae *dae);
+size_t ct_dae_n_roots(const ct_dae *dae);
+/* Nonzeros of the structural iteration matrix (dF/dy and dF/dy' merged). */
+size_t ct_dae_jac_nnz(const ct_dae *dae);
+/* The derived component types: n entries, 1 differential, 0 algebraic. */
+const int *ct_dae_differential(const ct_dae *dae);
+
+typedef enum ct_dae_linsol {
+  CT_DAE_LINSOL_AUTO = 0, /* dense up to 50 states or when dense-ish, else KLU */
+  CT_DAE_LINSOL_DENSE,
+  CT_DAE_LINSOL_KLU,
+  CT_DAE_LINSOL_GMRES     /* matrix-free, AD JVPs, no preconditioner */
+} ct_dae_linsol;
+
+typedef struct ct_dae_options {
+  ct_dae_linsol linsol;
+  double rtol;            /* relative tolerance (> 0) */
+  double atol;            /* scalar absolute tolerance (> 0), unless ... */
+  const double *atol_v;   /* ... per-component absolute tolerances (n) */
+  long max_steps;         /* per output interval; 0: SUNDIALS' default (500) */
+  double max_step;        /* largest step; 0: unlimited */
+  int calc_ic;            /* 1: IDACalcIC(IDA_YA_YDP_INIT) towards tout[1]
+                             corrects the algebraic y and the differential y'
+                             before integrating */
+  const int *differential;/* n entries (1/0) overriding the derived ones */
+  int stop_at_roots;      /* 1: a root ends the integration */
+} ct_dae_options;
+
+/* Auto linear solver, rtol 1e-6, atol 1e-8, calc_ic on, derived
+ * component types, stop at roots. */
+ct_dae_options ct_dae_default_options(void);
+
+typedef struct ct_dae_stats {
+  long steps, res_evals, jac_evals, lin_setups, err_test_fails;
+  long nonlin_iters, nonlin_conv_fails, root_evals;
+  long jtimes_evals, lin_iters, lin_res_evals; /* GMRES */
+  long ic_backtracks;   /* IDAGetNumBacktrackops */
+  double first_step, last_step;
+  int last_order;
+} ct_dae_stats;
+
+/* An event: its time, which components crossed (+1 rising, -1 falling, 0),
+ * the state there, and the integrator's step count, order and last step. */
+typedef struct ct_dae_root {
+  double t;
+  int *which;  /* n_roots entries */
+  double *y;   /* n entries */
+  long steps;
+  int order;
+  double h;
+} ct_dae_root;
+
+typedef struct ct_dae_result {
+  int status;           /* CT_OK, or the failure (also returned) */
+  char message[512];    /* the failure: time reached and cause */
+  size_t n, n_out;      /* states; output times filled */
+  double *t;            /* n_out times (a root that stops the run adds it) */
+  double *y, *yp;       /* n_out * n values each, time-major; the first
+                           output holds the consistent initial values */
+  long *steps;          /* n_out: steps taken when the output was reached */
+  int *order;           /* n_out: the last order used */
+  double *h;            /* n_out: the last step size */
+  double t_reached;
+  ct_dae_root *roots;
+  size_t n_roots_found;
+  ct_dae_linsol linsol; /* resolved from auto */
+  ct_dae_stats stats;
+} ct_dae_result;
+
+void ct_dae_result_free(ct_context *ctx, ct_dae_result *r);
+
+/* Integrates from t0 = tout[0] with (y, y')(t0) from the model's init
+ * function, or from y0 and yp0 (n values each; yp0 NULL means zero) when
+ * it has none, and returns the solution at tout[0..n_tout) (increasing).
+ * With calc_ic and n_tout >= 2 the initial values are first made
+ * consistent (a failure of IDACalcIC is a CT_ERR_SOLVER naming it; with a
+ * single output time nothing is integrated and no correction is made). On a
+ * solver failure the result is still returned with everything up to the
+ * failure: status negative, message "t = ...: <cause>", also returned and
+ * recorded in the context. */
+int ct_dae_solve(ct_context *ctx, const ct_dae *dae, const double *p,
+                 const double *y0, const double *yp0, const double *tout,
+                 size_t n_tout, const ct_dae_options *opts,
+                 ct_dae_result **out);
+
+/* ---- Forward sensitivities (sensitivity/dae_forward.c) ------------------- */
+
+/* dy/dp along the solution through IDAS' forward sensitivity analysis. The
+ * sensitivity residual dF/dy s_j + dF/dy' s_j' + dF/dp_j of all selected
+ * parameters comes from ONE vector-mode AD JVP of F (tangents (s_j, s_j',
+ * e_j)), built once here; initial sensitivities from the JVP of the init
+ * function (zero without one), made consistent by IDACalcIC with calc_ic.
+ * `dae` is borrowed and must outlive the problem; params as ct_fsa_new
+ * (NULL: all, in order). CT_ERR_ARG for a model without parameters or a
+ * bad index. */
+typedef struct ct_dae_fsa ct_dae_fsa;
+int ct_dae_fsa_new(ct_context *ctx, const ct_dae *dae, const size_t *params,
+                   size_t n_params, ct_dae_fsa **out);
+void ct_dae_fsa_free(ct_dae_fsa *fsa);
+size_t ct_dae_fsa_n_params(const ct_dae_fsa *fsa);
+
+typedef struct ct_dae_fsa_options {
+  ct_dae_options dae;
+  int staggered;        /* 0: IDA_SIMULTANEOUS, 1: IDA_STAGGERED */
+  int err_con;          /* IDASetSensErrCon */
+  const double *pbar;   /* n_params scales; NULL: |p_j| (1 where p_j = 0) */
+} ct_dae_fsa_options;
+
+/* ct_dae_default_options(), simultaneous, error control on, default
+ * scales; sensitivity tolerances are IDASensEEtolerances'. */
+ct_dae_fsa_options ct_dae_fsa_default_options(void);
+
+typedef struct ct_dae_fsa_result {
+  ct_dae_result *dae;   /* the state solution, status and message */
+  size_t n_params;
+  double *s, *sp;       /* dae->n_out * n_params * n: dy_i/dp_j (and dy'_i/dp_j)
+                           at output k is s[(k * n_params + j) * n + i] */
+  long sens_res_evals;  /* IDAGetSensNumResEvals: calls for all parameters */
+  long res_evals_sens;  /* IDAGetNumResEvalsSens: 0, no difference quotients */
+  long sens_err_test_fails, sens_nonlin_iters, sens_nonlin_conv_fails;
+} ct_dae_fsa_result;
+
+void ct_dae_fsa_result_free(ct_context *ctx, ct_dae_fsa_result *r);
+
+/* ct_dae_solve with sensitivities; on a solver failure the result is kept
+ * with everything up to it (sensitivities included). */
+int ct_dae_fsa_solve(ct_context *ctx, const ct_dae_fsa *fsa, const double *p,
+                     const double *y0, const double *yp0, const double *tout,
+                     size_t n_tout, const ct_dae_fsa_options *opts,
+                     ct_dae_fsa_result **out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* COTANGENT_DAE_H */

@@ -1,0 +1,43 @@
+/* Internal: what the DAE sensitivity module (sensitivity/dae_forward.c)
+ * needs from solvers/dae.c. Not installed. */
+#ifndef COTANGENT_DAE_INTERNAL_H
+#define COTANGENT_DAE_INTERNAL_H
+
+#include <nvector/nvector_serial.h>
+#include <sundials/sundials_context.h>
+
+#include "cotangent/dae.h"
+
+/* Extension points of one solve; each may be NULL. `ud` is handed back. */
+typedef struct ct_dae_hooks {
+  /* After IDAS is set up, before IDACalcIC: attach more to `mem`. */
+  int (*setup)(ct_context *ctx, void *ud, void *mem, SUNContext sun, N_Vector y,
+               const ct_dae_options *o);
+  /* After each output was stored (index res->n_out - 1). */
+  int (*output)(ct_context *ctx, void *ud, void *mem, const ct_dae_result *res,
+                const ct_dae_options *o);
+  /* Before IDAS is freed (statistics), whatever happened. */
+  void (*finish)(void *ud, void *mem);
+  void *ud;
+} ct_dae_hooks;
+
+/* ct_dae_solve with hooks (NULL: none). */
+int ct_dae_solve_hooked(ct_context *ctx, const ct_dae *dae, const double *p,
+                        const double *y0, const double *yp0, const double *tout,
+                        size_t n_tout, const ct_dae_options *opts,
+                        const ct_dae_hooks *hooks, ct_dae_result **out);
+
+/* From IDAS' user data inside a callback: the hooks' ud and the
+ * parameters; the context; a place for the callback's failure cause. */
+void *ct_dae_user_hook_data(void *user_data);
+const double *ct_dae_user_params(void *user_data);
+/* Records `cause` (first one wins until the next output) for the failure
+ * message. */
+void ct_dae_user_cause(void *user_data, const char *cause);
+
+/* The model's residual (output "F") and init function (NULL if none),
+ * with output positions of y0/yp0 (-1: absent). */
+const ct_fun *ct_dae_res_fun(const ct_dae *dae);
+const ct_fun *ct_dae_init_fun(const ct_dae *dae, long *y0_out, long *yp0_out);
+
+#endif

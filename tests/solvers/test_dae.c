@@ -1,0 +1,456 @@
+/* DAE integration through IDAS with AD-supplied iteration matrices:
+ * SUNDIALS' idasRoberts_dns reproduced line by line (outputs, roots, step
+ * counts, orders, step sizes) and its final statistics, the derived
+ * differential/algebraic components, consistent initialisation, every
+ * linear solver on the same problem, failures with the time reached and
+ * partial results, bad arguments, and fault injection. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cotangent/dae.h"
+#include "ct_test.h"
+
+#ifndef CT_SUNDIALS_EXAMPLES
+#define CT_SUNDIALS_EXAMPLES "/usr/share/doc/libsundials-dev/examples"
+#endif
+
+/* ---- Models ------------------------------------------------------------------ */
+
+static ct_fun *finish(ct_graph *g) {
+  ct_fun *f = NULL;
+  int rc = ct_graph_finalize(g, &f);
+  ct_graph_free(g);
+  if (rc != CT_OK) fail_msg("tracing failed: %d", rc);
+  return f;
+}
+
+/* Robertson as a DAE, in the same arithmetic order as idasRoberts_dns'
+ * resrob: r0 = -0.04 y0 + 1e4 y1 y2; r1 = -r0 - 3e7 y1 y1 - yp1;
+ * r0 -= yp0; r2 = y0 + y1 + y2 - 1. */
+static ct_fun *robertson_res(ct_context *ctx) {
+  ct_graph *g = ct_graph_new(ctx);
+  ct_var y[3], yp[3], r[3];
+  ct_graph_input(g, "y", 3, NULL, y);
+  ct_graph_input(g, "yp", 3, NULL, yp);
+  ct_var r0 = ct_add(ct_mulc(y[0], -0.04), ct_mul(ct_mulc(y[1], 1.0e4), y[2]));
+  r[1] = ct_sub(ct_sub(ct_neg(r0), ct_mul(ct_mulc(y[1], 3.0e7), y[1])), yp[1]);
+  r[0] = ct_sub(r0, yp[0]);
+  r[2] = ct_addc(ct_add(ct_add(y[0], y[1]), y[2]), -1.0);
+  ct_graph_output(g, "F", 3, r);
+  return finish(g);
+}
+
+static ct_fun *robertson_roots(ct_context *ctx) {
+  ct_graph *g = ct_graph_new(ctx);
+  ct_var y[3], r[2];
+  ct_graph_input(g, "y", 3, NULL, y);
+  r[0] = ct_addc(y[0], -0.0001);
+  r[1] = ct_addc(y[2], -0.01);
+  ct_graph_output(g, "g", 2, r);
+  return finish(g);
+}
+
+/* y0' = -1, 0 = y1 - sqrt(y0): y0 goes negative at t = 1 and the residual
+ * turns NaN. */
+static ct_fun *sqrt_res(ct_context *ctx) {
+  ct_graph *g = ct_graph_new(ctx);
+  ct_var y[2], yp[2], r[2];
+  ct_graph_input(g, "y", 2, NULL, y);
+  ct_graph_input(g, "yp", 2, NULL, yp);
+  r[0] = ct_addc(yp[0], 1.0);
+  r[1] = ct_sub(y[1], ct_sqrt(y[0]));
+  ct_graph_output(g, "F", 2, r);
+  return finish(g);
+}
+
+/* y0' = -y0, 0 = y1^2 + 1: no consistent algebraic value exists. */
+static ct_fun *impossible_res(ct_context *ctx) {
+  ct_graph *g = ct_graph_new(ctx);
+  ct_var y[2], yp[2], r[2];
+  ct_graph_input(g, "y", 2, NULL, y);
+  ct_graph_input(g, "yp", 2, NULL, yp);
+  r[0] = ct_add(yp[0], y[0]);
+  r[1] = ct_addc(ct_sqr(y[1]), 1.0);
+  ct_graph_output(g, "F", 2, r);
+  return finish(g);
+}
+
+static const double rob_atol[3] = {1.0e-8, 1.0e-6, 1.0e-6};
+
+/* The example's 13 times: 0, then 0.4 * 10^k. */
+static void rob_times(double *tout) {
+  tout[0] = 0;
+  tout[1] = 0.4;
+  for (int k = 2; k < 13; k++) tout[k] = tout[k - 1] * 10.0;
+}
+
+/* ---- SUNDIALS' reference --------------------------------------------------------- */
+
+/* The idasRoberts_dns run: consistent initial values given, no calc_ic,
+ * roots recorded and integration continued, dense with the AD Jacobian. */
+static ct_dae_result *run_roberts(ct_context *ctx, ct_dae_linsol ls) {
+  ct_fun *res = robertson_res(ctx), *roots = robertson_roots(ctx);
+  ct_dae *dae = NULL;
+  assert_int_equal(ct_dae_new(ctx, res, NULL, roots, &dae), CT_OK);
+  ct_fun_free(res);
+  ct_fun_free(roots);
+  const double y0[3] = {1, 0, 0}, yp0[3] = {-0.04, 0.04, 0};
+  double tout[13];
+  rob_times(tout);
+  ct_dae_options o = ct_dae_default_options();
+  o.linsol = ls;
+  o.rtol = 1.0e-4;
+  o.atol_v = rob_atol;
+  o.calc_ic = 0;
+  o.stop_at_roots = 0;
+  ct_dae_result *r = NULL;
+  int rc = ct_dae_solve(ctx, dae, NULL, y0, yp0, tout, 13, &o, &r);
+  if (rc != CT_OK) fail_msg("solve failed: %s", ct_errmsg(ctx));
+  ct_dae_free(dae);
+  return r;
+}
+
+/* The example's lines, our way: outputs and roots in time order. */
+static size_t format_run(const ct_dae_result *r, char lines[][128], size_t max) {
+  size_t n = 0, iroot = 0;
+  for (size_t k = 1; k < r->n_out && n + 2 < max; k++) {
+    while (iroot < r->n_roots_found && r->roots[iroot].t <= r->t[k] && n + 2 < max) {
+      const ct_dae_root *q = &r->roots[iroot++];
+      snprintf(lines[n++], 128, "%10.4e %12.4e %12.4e %12.4e | %3ld  %1d %12.4e",
+               q->t, q->y[0], q->y[1], q->y[2], q->steps, q->order, q->h);
+      snprintf(lines[n++], 128, "    rootsfound[] = %3d %3d", q->which[0], q->which[1]);
+    }
+    const double *y = r->y + k * 3;
+    snprintf(lines[n++], 128, "%10.4e %12.4e %12.4e %12.4e | %3ld  %1d %12.4e",
+             r->t[k], y[0], y[1], y[2], r->steps[k], r->order[k], r->h[k]);
+  }
+  return n;
+}
+
+/* Reads the output lines ("t y1 y2 y3 | nst k h" and "rootsfound") of the
+ * reference; -1 without the file. */
+static long read_reference(const char *path, char lines[][128], size_t max,
+                           long *stats, const char *const *names, size_t n_names) {
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  char buf[256];
+  size_t n = 0;
+  while (fgets(buf, sizeof buf, f)) {
+    buf[strcspn(buf, "\n")] = '\0';
+    double t;
+    if (n < max && ((sscanf(buf, "%le", &t) == 1 && strchr(buf, '|')) ||
+                    strstr(buf, "rootsfound")))
+      snprintf(lines[n++], 128, "%.127s", buf);
+    for (size_t i = 0; i < n_names; i++) {
+      size_t len = strlen(names[i]);
+      if (strncmp(buf, names[i], len) == 0 && buf[len + strspn(buf + len, " ")] == '=')
+        sscanf(strchr(buf, '=') + 1, "%ld", &stats[i]);
+    }
+  }
+  fclose(f);
+  return (long)n;
+}
+
+static void test_roberts_reference(void **state) {
+  (void)state;
+  static const char *const names[] = {"Steps", "Error test fails", "Residual fn evals",
+                                      "NLS iters", "NLS fails", "LS setups",
+                                      "Jac fn evals", "Root fn evals"};
+  enum { NS = sizeof names / sizeof *names };
+  long ref_stats[NS];
+  for (size_t i = 0; i < NS; i++) ref_stats[i] = -1;
+  char ref[32][128], ours[32][128];
+  long nref = read_reference(CT_SUNDIALS_EXAMPLES "/idas/serial/idasRoberts_dns.out",
+                             ref, 32, ref_stats, names, NS);
+  if (nref < 0) skip();
+  assert_int_equal(nref, 16);
+  ct_context *ctx = ct_context_new(NULL);
+  ct_dae_result *r = run_roberts(ctx, CT_DAE_LINSOL_DENSE);
+  assert_int_equal(r->n_out, 13);
+  assert_int_equal(r->n_roots_found, 2);
+  size_t n = format_run(r, ours, 32);
+  assert_int_equal(n, (size_t)nref);
+  for (size_t i = 0; i < n; i++) assert_string_equal(ours[i], ref[i]);
+  /* Every final statistic the example prints, to the count. */
+  const ct_dae_stats *s = &r->stats;
+  long got[NS] = {s->steps, s->err_test_fails, s->res_evals, s->nonlin_iters,
+                  s->nonlin_conv_fails, s->lin_setups, s->jac_evals, s->root_evals};
+  for (size_t i = 0; i < NS; i++) {
+    if (got[i] != ref_stats[i]) fail_msg("%s: %ld, reference %ld", names[i], got[i], ref_stats[i]);
+  }
+  ct_dae_result_free(ctx, r);
+  ct_context_free(ctx);
+}
+
+/* KLU (other pivoting, so other rounding) and GMRES agree with the dense
+ * solution to the tolerances. */
+static void test_linear_solvers(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_dae_result *d = run_roberts(ctx, CT_DAE_LINSOL_DENSE);
+  ct_dae_result *k = run_roberts(ctx, CT_DAE_LINSOL_KLU);
+  assert_int_equal(k->linsol, CT_DAE_LINSOL_KLU);
+  assert_int_equal(d->n_out, k->n_out);
+  for (size_t i = 0; i < 3 * d->n_out; i++)
+    assert_true(fabs(d->y[i] - k->y[i]) <= 1e-8 + 1e-3 * fabs(d->y[i]));
+  ct_dae_result_free(ctx, k);
+  ct_dae_result_free(ctx, d);
+
+  /* GMRES: a short interval, where unpreconditioned Krylov copes. */
+  ct_fun *res = robertson_res(ctx);
+  ct_dae *dae = NULL;
+  assert_int_equal(ct_dae_new(ctx, res, NULL, NULL, &dae), CT_OK);
+  ct_fun_free(res);
+  const double y0[3] = {1, 0, 0}, yp0[3] = {-0.04, 0.04, 0};
+  const double tout[3] = {0, 0.4, 4.0};
+  ct_dae_options o = ct_dae_default_options();
+  o.rtol = 1e-8;
+  o.atol_v = NULL;
+  o.atol = 1e-12;
+  ct_dae_result *a = NULL, *b = NULL;
+  o.linsol = CT_DAE_LINSOL_DENSE;
+  assert_int_equal(ct_dae_solve(ctx, dae, NULL, y0, yp0, tout, 3, &o, &a), CT_OK);
+  o.linsol = CT_DAE_LINSOL_GMRES;
+  assert_int_equal(ct_dae_solve(ctx, dae, NULL, y0, yp0, tout, 3, &o, &b), CT_OK);
+  assert_true(b->stats.jtimes_evals > 0);
+  assert_int_equal(b->stats.jac_evals, 0);
+  for (size_t i = 0; i < 9; i++)
+    assert_true(fabs(a->y[i] - b->y[i]) <= 1e-6 * (1e-6 + fabs(a->y[i])));
+  ct_dae_result_free(ctx, a);
+  ct_dae_result_free(ctx, b);
+  ct_dae_free(dae);
+  ct_context_free(ctx);
+}
+
+/* Component types from the structure of dF/dy'; IDACalcIC corrects an
+ * inconsistent start (y3 and y1' y2' wrong) and the residual vanishes. */
+static void test_consistent_init(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_fun *res = robertson_res(ctx);
+  ct_dae *dae = NULL;
+  assert_int_equal(ct_dae_new(ctx, res, NULL, NULL, &dae), CT_OK);
+  const int *id = ct_dae_differential(dae);
+  assert_int_equal(id[0], 1);
+  assert_int_equal(id[1], 1);
+  assert_int_equal(id[2], 0);
+  assert_int_equal(ct_dae_n_states(dae), 3);
+  assert_int_equal(ct_dae_jac_nnz(dae), 9); /* dF/dy is full; dF/dyp inside it */
+  const double y0[3] = {1, 0, 0.3}, yp0[3] = {0.1, 0, 0};
+  const double tout[3] = {0, 0.4, 4};
+  ct_dae_options o = ct_dae_default_options();
+  o.atol_v = rob_atol;
+  o.rtol = 1e-6;
+  ct_dae_result *r = NULL;
+  assert_int_equal(ct_dae_solve(ctx, dae, NULL, y0, yp0, tout, 3, &o, &r), CT_OK);
+  assert_true(r->y[0] == 1.0); /* differential y kept */
+  assert_true(r->y[1] == 0.0);
+  assert_true(fabs(r->y[2]) < 1e-12);   /* algebraic y corrected */
+  /* IDACalcIC stops at its own Newton tolerance (0.0033 in WRMS). */
+  assert_true(fabs(r->yp[0] + 0.04) < 1e-4);
+  assert_true(fabs(r->yp[1] - 0.04) < 1e-4);
+  double F[3];
+  const double *in[2] = {r->y + 3, r->yp + 3};
+  double *out[1] = {F};
+  double *work = malloc(ct_fun_work_size(res) * sizeof *work);
+  assert_int_equal(ct_fun_eval(ctx, res, in, out, work), CT_OK);
+  free(work);
+  for (int i = 0; i < 3; i++) assert_true(fabs(F[i]) < 1e-4); /* interpolated */
+  ct_dae_result_free(ctx, r);
+  /* Overriding the types: all algebraic is rejected by IDACalcIC's
+   * structure only through failure; a wrong value is a CT_ERR_ARG. */
+  const int bad[3] = {1, 2, 0};
+  o.differential = bad;
+  assert_int_equal(ct_dae_solve(ctx, dae, NULL, y0, yp0, tout, 3, &o, &r), CT_ERR_ARG);
+  assert_null(r);
+  ct_fun_free(res);
+  ct_dae_free(dae);
+  ct_context_free(ctx);
+}
+
+/* A NaN in F: the failure names it and the time reached, outputs before it
+ * are kept. An impossible algebraic equation: IDACalcIC's failure. */
+static void test_failures(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_context_set_log_level(ctx, CT_LOG_QUIET);
+  ct_fun *res = sqrt_res(ctx);
+  ct_dae *dae = NULL;
+  assert_int_equal(ct_dae_new(ctx, res, NULL, NULL, &dae), CT_OK);
+  ct_fun_free(res);
+  const double y0[2] = {1, 1}, yp0[2] = {-1, -0.5};
+  const double tout[4] = {0, 0.5, 0.9, 2.0};
+  ct_dae_options o = ct_dae_default_options();
+  ct_dae_result *r = NULL;
+  assert_int_equal(ct_dae_solve(ctx, dae, NULL, y0, yp0, tout, 4, &o, &r), CT_ERR_SOLVER);
+  assert_non_null(r);
+  assert_int_equal(r->status, CT_ERR_SOLVER);
+  assert_int_equal(r->n_out, 3);
+  assert_true(r->t_reached > 0.9 && r->t_reached < 1.01);
+  assert_non_null(strstr(r->message, "NaN"));
+  assert_non_null(strstr(r->message, "t = "));
+  assert_non_null(strstr(ct_errmsg(ctx), "NaN"));
+  assert_true(fabs(r->y[2 * 2] - 0.1) < 1e-6);
+  ct_dae_result_free(ctx, r);
+  ct_dae_free(dae);
+
+  res = impossible_res(ctx);
+  assert_int_equal(ct_dae_new(ctx, res, NULL, NULL, &dae), CT_OK);
+  ct_fun_free(res);
+  assert_int_equal(ct_dae_differential(dae)[1], 0);
+  assert_int_equal(ct_dae_solve(ctx, dae, NULL, y0, NULL, tout, 4, &o, &r), CT_ERR_SOLVER);
+  assert_non_null(r);
+  assert_int_equal(r->n_out, 0);
+  assert_non_null(strstr(r->message, "IDACalcIC"));
+  assert_non_null(strstr(r->message, "t = 0"));
+  ct_dae_result_free(ctx, r);
+  ct_dae_free(dae);
+  ct_context_free(ctx);
+}
+
+/* Initial values from an init(p) function; the model's parameters. */
+static void test_init_function(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  /* y' = -p0 y, y(0) = p1: y = p1 exp(-p0 t); 0 = z - 2 y. */
+  ct_graph *g = ct_graph_new(ctx);
+  ct_var y[2], yp[2], p[2], r[2];
+  ct_graph_input(g, "y", 2, NULL, y);
+  ct_graph_input(g, "yp", 2, NULL, yp);
+  ct_graph_input(g, "p", 2, NULL, p);
+  r[0] = ct_add(yp[0], ct_mul(p[0], y[0]));
+  r[1] = ct_sub(y[1], ct_mulc(y[0], 2));
+  ct_graph_output(g, "F", 2, r);
+  ct_fun *res = finish(g);
+  g = ct_graph_new(ctx);
+  ct_var q[2], y0[2];
+  ct_graph_input(g, "p", 2, NULL, q);
+  y0[0] = q[1];
+  y0[1] = ct_const(g, 0);
+  ct_graph_output(g, "y0", 2, y0);
+  ct_fun *init = finish(g);
+  ct_dae *dae = NULL;
+  assert_int_equal(ct_dae_new(ctx, res, init, NULL, &dae), CT_OK);
+  assert_int_equal(ct_dae_n_params(dae), 2);
+  const double pv[2] = {0.7, 3.0}, tout[3] = {0, 1, 2};
+  ct_dae_options o = ct_dae_default_options();
+  o.rtol = 1e-9;
+  o.atol = 1e-12;
+  ct_dae_result *out = NULL;
+  assert_int_equal(ct_dae_solve(ctx, dae, NULL, NULL, NULL, tout, 3, &o, &out), CT_ERR_ARG);
+  assert_int_equal(ct_dae_solve(ctx, dae, pv, NULL, NULL, tout, 3, &o, &out), CT_OK);
+  for (int k = 0; k < 3; k++) {
+    double e = 3.0 * exp(-0.7 * tout[k]);
+    assert_true(fabs(out->y[2 * k] - e) < 1e-6);
+    assert_true(fabs(out->y[2 * k + 1] - 2 * e) < 1e-6);
+  }
+  ct_dae_result_free(ctx, out);
+  ct_dae_free(dae);
+  ct_fun_free(res);
+  ct_fun_free(init);
+  ct_context_free(ctx);
+}
+
+static void test_bad_arguments(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_dae *dae = NULL;
+  assert_int_equal(ct_dae_new(ctx, NULL, NULL, NULL, &dae), CT_ERR_ARG);
+  /* No yp input. */
+  ct_graph *g = ct_graph_new(ctx);
+  ct_var y[2];
+  ct_graph_input(g, "y", 2, NULL, y);
+  ct_graph_output(g, "F", 2, y);
+  ct_fun *f = finish(g);
+  assert_int_equal(ct_dae_new(ctx, f, NULL, NULL, &dae), CT_ERR_ARG);
+  assert_non_null(strstr(ct_errmsg(ctx), "'yp'"));
+  ct_fun_free(f);
+  /* Wrong output name and size. */
+  g = ct_graph_new(ctx);
+  ct_var yp[2];
+  ct_graph_input(g, "y", 2, NULL, y);
+  ct_graph_input(g, "yp", 2, NULL, yp);
+  ct_graph_output(g, "f", 2, y);
+  f = finish(g);
+  assert_int_equal(ct_dae_new(ctx, f, NULL, NULL, &dae), CT_ERR_ARG);
+  assert_non_null(strstr(ct_errmsg(ctx), "'F'"));
+  ct_fun_free(f);
+  g = ct_graph_new(ctx);
+  ct_graph_input(g, "y", 2, NULL, y);
+  ct_graph_input(g, "yp", 2, NULL, yp);
+  ct_graph_output(g, "F", 1, y);
+  f = finish(g);
+  assert_int_equal(ct_dae_new(ctx, f, NULL, NULL, &dae), CT_ERR_ARG);
+  ct_fun_free(f);
+  /* Solve arguments. */
+  f = robertson_res(ctx);
+  assert_int_equal(ct_dae_new(ctx, f, NULL, NULL, &dae), CT_OK);
+  const double y0[3] = {1, 0, 0}, tout[2] = {0, 1}, back[2] = {1, 0};
+  ct_dae_result *r = NULL;
+  ct_dae_options o = ct_dae_default_options();
+  assert_int_equal(ct_dae_solve(ctx, dae, NULL, NULL, NULL, tout, 2, &o, &r), CT_ERR_ARG);
+  assert_int_equal(ct_dae_solve(ctx, dae, NULL, y0, NULL, back, 2, &o, &r), CT_ERR_ARG);
+  assert_int_equal(ct_dae_solve(ctx, dae, NULL, y0, NULL, tout, 0, &o, &r), CT_ERR_ARG);
+  o.rtol = -1;
+  assert_int_equal(ct_dae_solve(ctx, dae, NULL, y0, NULL, tout, 2, &o, &r), CT_ERR_ARG);
+  o = ct_dae_default_options();
+  o.linsol = (ct_dae_linsol)42;
+  assert_int_equal(ct_dae_solve(ctx, dae, NULL, y0, NULL, tout, 2, &o, &r), CT_ERR_ARG);
+  assert_null(r);
+  ct_dae_free(dae);
+  ct_fun_free(f);
+  ct_context_free(ctx);
+}
+
+/* Builds both functions before the sweep so that only the model and the
+ * solve see injected failures. */
+typedef struct fault_funs {
+  ct_fun *res, *roots;
+} fault_funs;
+
+static int fault_solve(ct_context *ctx, void *ud) {
+  fault_funs *f = ud;
+  ct_dae *dae = NULL;
+  int rc = ct_dae_new(ctx, f->res, NULL, f->roots, &dae);
+  if (rc < 0) return rc;
+  const double y0[3] = {1, 0, 0}, tout[3] = {0, 0.4, 4};
+  ct_dae_options o = ct_dae_default_options();
+  o.stop_at_roots = 0;
+  ct_dae_result *r = NULL;
+  rc = ct_dae_solve(ctx, dae, NULL, y0, NULL, tout, 3, &o, &r);
+  ct_dae_result_free(ctx, r);
+  ct_dae_free(dae);
+  return rc;
+}
+
+static void test_fault_injection(void **state) {
+  (void)state;
+  ct_context *fctx = ct_context_new(NULL);
+  fault_funs f = {robertson_res(fctx), robertson_roots(fctx)};
+  long n = ct_test_fault_sweep(fault_solve, &f);
+  assert_true(n > 10);
+  ct_fun_free(f.res);
+  ct_fun_free(f.roots);
+  ct_context_free(fctx);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_roberts_reference),
+      cmocka_unit_test(test_linear_solvers),
+      cmocka_unit_test(test_consistent_init),
+      cmocka_unit_test(test_failures),
+      cmocka_unit_test(test_init_function),
+      cmocka_unit_test(test_bad_arguments),
+      cmocka_unit_test(test_fault_injection),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
