@@ -130,6 +130,7 @@ int ct_asa_new_obs(ct_context *ctx, const ct_ode *ode, const ct_fun *g,
                    const ct_fun *phi, const ct_fun *h, ct_asa **out) {
   *out = NULL;
   if (!ode) return CT_ERROR(ctx, CT_ERR_ARG, "an adjoint problem needs a model (ode is NULL)");
+  CT_CHECK(ctx, ct_ode_require_ad(ctx, ode, "adjoints", "vjp and dfdp_t_w"));
   if (!g && !phi && !h)
     return CT_ERROR(ctx, CT_ERR_ARG, "an adjoint problem needs an objective: pass g "
                     "(integral term), phi (final-time term), h (observation term) "

@@ -288,7 +288,7 @@ int ct_dae_fsa_solve(ct_context *ctx, const ct_dae_fsa *f, const double *p,
       rc = CT_ERR_NOMEM;
   }
   if (rc == CT_OK) {
-    ct_dae_hooks h = {setup_hook, output_hook, finish_hook, &s};
+    ct_dae_hooks h = {setup_hook, output_hook, finish_hook, &s, NULL};
     rc = ct_dae_solve_hooked(ctx, f->dae, p, y0, yp0, tout, n_tout, &o.dae, &h, &res->dae);
   }
   if (s.yS) N_VDestroyVectorArray(s.yS, (int)f->ns);

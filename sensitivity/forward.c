@@ -109,6 +109,7 @@ int ct_fsa_new(ct_context *ctx, const ct_ode *ode, const size_t *params,
                size_t n_params, ct_fsa **out) {
   *out = NULL;
   if (!ode) return CT_ERROR(ctx, CT_ERR_ARG, "forward sensitivities need a model (ode is NULL)");
+  CT_CHECK(ctx, ct_ode_require_ad(ctx, ode, "forward sensitivities", "jvp and dfdp_v"));
   CT_CHECK(ctx, check_selection(ctx, ode, params, n_params));
   ct_fsa *s = ct_calloc(ctx, 1, sizeof *s);
   if (!s) return ct_error_trace(ctx, CT_ERR_NOMEM, __FILE__, __LINE__, __func__);

@@ -647,7 +647,9 @@ static int integrate(run *r, ida_set *c, const ct_dae_options *o, const double *
   CT_CHECK(r->ctx, output(r, c, o, res, tout[0]));
   for (size_t k = 1; k < n_tout;) {
     double t = tout[0];
-    int flag = IDASolve(c->mem, tout[k], &t, c->y, c->yp, IDA_NORMAL);
+    int flag = r->h->advance
+                   ? r->h->advance(r->h->ud, c->mem, tout[k], &t, c->y, c->yp)
+                   : IDASolve(c->mem, tout[k], &t, c->y, c->yp, IDA_NORMAL);
     res->t_reached = t;
     if (flag == IDA_ROOT_RETURN) {
       CT_CHECK(r->ctx, record_root(r, c, res, t));

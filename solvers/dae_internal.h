@@ -19,6 +19,10 @@ typedef struct ct_dae_hooks {
   /* Before IDAS is freed (statistics), whatever happened. */
   void (*finish)(void *ud, void *mem);
   void *ud;
+  /* Replaces IDASolve(mem, tout, t, y, yp, IDA_NORMAL) (e.g. by IDASolveF);
+   * returns its flag. NULL: IDASolve. */
+  int (*advance)(void *ud, void *mem, double tout, double *t, N_Vector y,
+                 N_Vector yp);
 } ct_dae_hooks;
 
 /* ct_dae_solve with hooks (NULL: none). */

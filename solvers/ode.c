@@ -1,9 +1,12 @@
 /* ODE models from AD functions and their integration with CVODES: the
  * right-hand side, its Jacobian (dense, banded or sparse, from the colored
  * AD Jacobian) or its Jacobian-vector products (GMRES), roots, statistics,
- * and failures reported with the time reached. */
+ * and failures reported with the time reached. Models may instead come from
+ * user C callbacks (ct_ode_new_callbacks), with CVODES' difference quotients
+ * where a derivative callback is missing and the user allowed them. */
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -143,6 +146,113 @@ int ct_ode_new(ct_context *ctx, const ct_fun *rhs, const ct_fun *y0,
   return CT_OK;
 }
 
+/* ---- Models from callbacks --------------------------------------------------- */
+
+/* A private copy of the user's n x n CSC pattern, checked: sizes, column
+ * pointers from 0 to nnz without decreasing, rows increasing and < n. */
+static int copy_pattern(ct_context *ctx, const ct_sparsity *s, size_t n,
+                        ct_sparsity *to) {
+  if (!s->colptr || (s->nnz && !s->rowind))
+    return CT_ERROR(ctx, CT_ERR_ARG, "jac_pattern has no colptr or rowind");
+  if (s->nrows != n || s->ncols != n)
+    return CT_ERROR(ctx, CT_ERR_ARG, "jac_pattern is %zu x %zu, expected %zu x %zu",
+                    s->nrows, s->ncols, n, n);
+  if (s->colptr[0] != 0 || s->colptr[n] != s->nnz)
+    return CT_ERROR(ctx, CT_ERR_ARG, "jac_pattern's colptr must run from 0 to nnz = %zu",
+                    s->nnz);
+  for (size_t j = 0; j < n; j++) {
+    if (s->colptr[j + 1] < s->colptr[j])
+      return CT_ERROR(ctx, CT_ERR_ARG, "jac_pattern's colptr decreases at column %zu", j);
+    for (size_t q = s->colptr[j]; q < s->colptr[j + 1]; q++)
+      if (s->rowind[q] >= n || (q > s->colptr[j] && s->rowind[q] <= s->rowind[q - 1]))
+        return CT_ERROR(ctx, CT_ERR_ARG, "jac_pattern's rows in column %zu must "
+                        "increase and be below %zu", j, n);
+  }
+  to->nnz = s->nnz;
+  to->colptr = ct_alloc(ctx, (n + 1) * sizeof *to->colptr);
+  to->rowind = ct_alloc(ctx, (s->nnz ? s->nnz : 1) * sizeof *to->rowind);
+  if (!to->colptr || !to->rowind) return CT_ERR_NOMEM;
+  memcpy(to->colptr, s->colptr, (n + 1) * sizeof *to->colptr);
+  if (s->nnz) memcpy(to->rowind, s->rowind, s->nnz * sizeof *to->rowind);
+  return CT_OK;
+}
+
+/* The full n x n pattern (column-major order, as jac_dense writes it). */
+static int dense_pattern(ct_context *ctx, size_t n, ct_sparsity *to) {
+  to->nnz = n * n;
+  to->colptr = ct_alloc(ctx, (n + 1) * sizeof *to->colptr);
+  to->rowind = ct_alloc(ctx, to->nnz * sizeof *to->rowind);
+  if (!to->colptr || !to->rowind) return CT_ERR_NOMEM;
+  for (size_t j = 0; j <= n; j++) to->colptr[j] = j * n;
+  for (size_t q = 0; q < to->nnz; q++) to->rowind[q] = q % n;
+  return CT_OK;
+}
+
+/* Fills a zeroed model from checked callbacks: the copy, and the pattern
+ * (the user's, the full one for jac_dense, or none — nnz n*n without index
+ * arrays — when there is no Jacobian callback). */
+static int callbacks_fill(ct_context *ctx, ct_ode *m, const ct_ode_callbacks *cb) {
+  size_t n = cb->n;
+  m->has_cb = 1;
+  m->cb = *cb;
+  m->n = n;
+  m->np = cb->np;
+  m->nroots = cb->roots ? cb->n_roots : 0;
+  m->pattern = ct_calloc(ctx, 1, sizeof *m->pattern);
+  if (!m->pattern) return CT_ERR_NOMEM;
+  m->pattern->nrows = m->pattern->ncols = n;
+  if (cb->jac_sparse) {
+    CT_CHECK(ctx, copy_pattern(ctx, cb->jac_pattern, n, m->pattern));
+    band_widths(m->pattern, &m->mu, &m->ml);
+  } else {
+    if (cb->jac_dense) CT_CHECK(ctx, dense_pattern(ctx, n, m->pattern));
+    m->pattern->nnz = n * n;
+    m->mu = m->ml = (long)n - 1;
+  }
+  m->cb.jac_pattern = m->pattern;
+  m->work = 1;
+  return CT_OK;
+}
+
+/* Checks the callbacks, then builds the model (see ode.h). */
+int ct_ode_new_callbacks(ct_context *ctx, const ct_ode_callbacks *cb, ct_ode **out) {
+  *out = NULL;
+  if (!cb || !cb->f)
+    return CT_ERROR(ctx, CT_ERR_ARG, "a callback model needs the right-hand side "
+                    "callback f");
+  if (cb->n == 0) return CT_ERROR(ctx, CT_ERR_ARG, "a callback model needs n > 0 states");
+  if (cb->jac_dense && cb->jac_sparse)
+    return CT_ERROR(ctx, CT_ERR_ARG, "give jac_dense or jac_sparse, not both");
+  if (cb->jac_sparse && !cb->jac_pattern)
+    return CT_ERROR(ctx, CT_ERR_ARG, "jac_sparse needs jac_pattern");
+  if (cb->roots && cb->n_roots == 0)
+    return CT_ERROR(ctx, CT_ERR_ARG, "the roots callback needs n_roots > 0");
+  if (cb->jac_dense && cb->n > (SIZE_MAX / sizeof(double)) / cb->n)
+    return CT_ERROR(ctx, CT_ERR_ARG, "jac_dense with n = %zu states is too large: give "
+                    "jac_sparse with a pattern, or jvp for GMRES", cb->n);
+  if (cb->n > (size_t)INT32_MAX)
+    return CT_ERROR(ctx, CT_ERR_ARG, "n = %zu states is too many", cb->n);
+  ct_ode *m = ct_calloc(ctx, 1, sizeof *m);
+  if (!m) return ct_error_trace(ctx, CT_ERR_NOMEM, __FILE__, __LINE__, __func__);
+  m->ctx = ctx;
+  int rc = callbacks_fill(ctx, m, cb);
+  if (rc < 0) {
+    ct_ode_free(m);
+    return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);
+  }
+  *out = m;
+  return CT_OK;
+}
+
+/* CT_ERR_ARG for a callback model (see ode_internal.h). */
+int ct_ode_require_ad(ct_context *ctx, const ct_ode *m, const char *what,
+                      const char *needs) {
+  if (!m || !m->has_cb) return CT_OK;
+  return CT_ERROR(ctx, CT_ERR_ARG, "%s are not supported for callback models "
+                  "(ct_ode_new_callbacks): they need a model of AD functions "
+                  "(ct_ode_new); the %s callbacks are not used yet", what, needs);
+}
+
 void ct_ode_free(ct_ode *m) {
   if (!m) return;
   ct_fun_free(m->rhs.f);
@@ -220,6 +330,32 @@ static int check_options(ct_context *ctx, const ct_ode *m, const ct_ode_options 
   return CT_OK;
 }
 
+/* For a callback model: CT_ERR_ARG for an ARKODE method, or when the
+ * linear solver needs a derivative callback the model lacks and difference
+ * quotients are not allowed; a warning when they will be used. */
+static int check_callbacks(ct_context *ctx, const ct_ode *m, const ct_ode_options *o) {
+  if (!m->has_cb || o->method == CT_ODE_ADAMS) return CT_OK;
+  if (o->method != CT_ODE_BDF)
+    return CT_ERROR(ctx, CT_ERR_ARG, "ARKODE methods (ERK, DIRK, IMEX) are not "
+                    "supported for callback models: use BDF or Adams");
+  const ct_ode_callbacks *cb = &m->cb;
+  ct_ode_linsol ls = o->linsol == CT_LINSOL_AUTO ? pick_linsol(m) : o->linsol;
+  int gmres = ls == CT_LINSOL_GMRES;
+  if (gmres ? cb->jvp != NULL : (cb->jac_dense || cb->jac_sparse)) return CT_OK;
+  if (ls == CT_LINSOL_KLU)
+    return CT_ERROR(ctx, CT_ERR_ARG, "the klu linear solver needs a Jacobian callback "
+                    "(jac_dense or jac_sparse), which the model lacks: CVODES has no "
+                    "difference quotients for sparse matrices");
+  if (!cb->allow_difference_quotients)
+    return CT_ERROR(ctx, CT_ERR_ARG, "the %s linear solver needs the %s callback, which "
+                    "the model lacks (set allow_difference_quotients in "
+                    "ct_ode_callbacks to use difference quotients instead)",
+                    ct_ode_linsol_name(ls), gmres ? "jvp" : "jac_dense or jac_sparse");
+  ct_context_log(ctx, CT_LOG_WARNING, gmres ? "no JVP callback: using difference quotients"
+                                            : "no Jacobian callback: using difference quotients");
+  return CT_OK;
+}
+
 /* ---- Callbacks ------------------------------------------------------------------- */
 
 /* Evaluates b at (t, y, p[, v]) writing `out`. */
@@ -247,22 +383,52 @@ static int check_finite(ct_ode_run *r, const char *what, const double *v, size_t
   return 0;
 }
 
+/* A user callback's return value for CVODES: 0 stays 0; otherwise the
+ * cause names the callback and the time, and a positive value stays
+ * recoverable (1), a negative one does not (-1). */
+static int user_status(ct_ode_run *r, const char *name, int rc, double t) {
+  if (rc == 0) return 0;
+  snprintf(r->cause, sizeof r->cause, "the %s callback returned %d at t = %.6g",
+           name, rc, t);
+  return rc > 0 ? 1 : -1;
+}
+
 static int rhs_cb(sunrealtype t, N_Vector y, N_Vector ydot, void *ud) {
   ct_ode_run *r = ud;
   double *f = N_VGetArrayPointer(ydot);
-  if (eval_at(r, &r->m->rhs, t, N_VGetArrayPointer(y), NULL, f) < 0) return -1;
+  const ct_ode_callbacks *cb = &r->m->cb;
+  if (r->m->has_cb) {
+    int rc = user_status(r, "f", cb->f(t, N_VGetArrayPointer(y), r->p, f, cb->user_data), t);
+    if (rc) return rc;
+  } else if (eval_at(r, &r->m->rhs, t, N_VGetArrayPointer(y), NULL, f) < 0) {
+    return -1;
+  }
   return check_finite(r, "right-hand side", f, r->m->n, t);
 }
 
 static int root_cb(sunrealtype t, N_Vector y, sunrealtype *g, void *ud) {
   ct_ode_run *r = ud;
+  const ct_ode_callbacks *cb = &r->m->cb;
+  if (r->m->has_cb)
+    return user_status(r, "roots", cb->roots(t, N_VGetArrayPointer(y), r->p, g,
+                                             cb->user_data), t) ? -1 : 0;
   return eval_at(r, &r->m->roots, t, N_VGetArrayPointer(y), NULL, g) < 0 ? -1 : 0;
 }
 
 /* The Jacobian's nonzeros (CSC order of the pattern) into r->jac_vals. */
 static int jac_values(ct_ode_run *r, double t, N_Vector y) {
-  if (eval_at(r, &r->m->jac, t, N_VGetArrayPointer(y), NULL, r->jac_vals) < 0)
+  const ct_ode_callbacks *cb = &r->m->cb;
+  if (r->m->has_cb) {
+    memset(r->jac_vals, 0, r->m->pattern->nnz * sizeof *r->jac_vals);
+    int rc = cb->jac_dense
+                 ? user_status(r, "jac_dense", cb->jac_dense(t, N_VGetArrayPointer(y), r->p,
+                                                             r->jac_vals, cb->user_data), t)
+                 : user_status(r, "jac_sparse", cb->jac_sparse(t, N_VGetArrayPointer(y), r->p,
+                                                               r->jac_vals, cb->user_data), t);
+    if (rc) return rc;
+  } else if (eval_at(r, &r->m->jac, t, N_VGetArrayPointer(y), NULL, r->jac_vals) < 0) {
     return -1;
+  }
   return check_finite(r, "Jacobian", r->jac_vals, r->m->pattern->nnz, t);
 }
 
@@ -318,8 +484,15 @@ static int jtimes_cb(N_Vector v, N_Vector Jv, sunrealtype t, N_Vector y,
   (void)fy, (void)tmp;
   ct_ode_run *r = ud;
   double *out = N_VGetArrayPointer(Jv);
-  if (eval_at(r, &r->m->jvp, t, N_VGetArrayPointer(y), N_VGetArrayPointer(v), out) < 0)
+  const ct_ode_callbacks *cb = &r->m->cb;
+  if (r->m->has_cb) {
+    int rc = user_status(r, "jvp", cb->jvp(t, N_VGetArrayPointer(y), r->p,
+                                           N_VGetArrayPointer(v), out, cb->user_data), t);
+    if (rc) return rc;
+  } else if (eval_at(r, &r->m->jvp, t, N_VGetArrayPointer(y), N_VGetArrayPointer(v),
+                     out) < 0) {
     return -1;
+  }
   return check_finite(r, "Jacobian-vector product", out, r->m->n, t);
 }
 
@@ -355,30 +528,31 @@ static int attach_linear_solver(ct_ode_run *r, ct_cvode_set *c, ct_ode_linsol ls
   ct_context *ctx = r->ctx;
   const ct_ode *m = r->m;
   sunindextype n = (sunindextype)m->n;
+  int has_jac = !m->has_cb || m->cb.jac_dense || m->cb.jac_sparse; /* else DQ */
   switch (ls) {
     case CT_LINSOL_DENSE:
       CT_SUN_NEW(ctx, c->A, SUNDenseMatrix(n, n, c->sun));
       CT_SUN_NEW(ctx, c->LS, SUNLinSol_Dense(c->y, c->A, c->sun));
       CT_SUN_CALL(ctx, CVodeSetLinearSolver(c->cv, c->LS, c->A));
-      CT_SUN_CALL(ctx, CVodeSetJacFn(c->cv, jac_cb));
+      if (has_jac) CT_SUN_CALL(ctx, CVodeSetJacFn(c->cv, jac_cb));
       break;
     case CT_LINSOL_BAND:
       CT_SUN_NEW(ctx, c->A, SUNBandMatrix(n, (sunindextype)m->mu, (sunindextype)m->ml, c->sun));
       CT_SUN_NEW(ctx, c->LS, SUNLinSol_Band(c->y, c->A, c->sun));
       CT_SUN_CALL(ctx, CVodeSetLinearSolver(c->cv, c->LS, c->A));
-      CT_SUN_CALL(ctx, CVodeSetJacFn(c->cv, jac_cb));
+      if (has_jac) CT_SUN_CALL(ctx, CVodeSetJacFn(c->cv, jac_cb));
       break;
     case CT_LINSOL_KLU:
       CT_SUN_NEW(ctx, c->A, SUNSparseMatrix(n, n, (sunindextype)(m->pattern->nnz ? m->pattern->nnz : 1),
                                          CSC_MAT, c->sun));
       CT_SUN_NEW(ctx, c->LS, SUNLinSol_KLU(c->y, c->A, c->sun));
       CT_SUN_CALL(ctx, CVodeSetLinearSolver(c->cv, c->LS, c->A));
-      CT_SUN_CALL(ctx, CVodeSetJacFn(c->cv, jac_cb));
+      if (has_jac) CT_SUN_CALL(ctx, CVodeSetJacFn(c->cv, jac_cb));
       break;
     default: /* GMRES, matrix-free, no preconditioner */
       CT_SUN_NEW(ctx, c->LS, SUNLinSol_SPGMR(c->y, SUN_PREC_NONE, 0, c->sun));
       CT_SUN_CALL(ctx, CVodeSetLinearSolver(c->cv, c->LS, NULL));
-      CT_SUN_CALL(ctx, CVodeSetJacTimes(c->cv, NULL, jtimes_cb));
+      if (!m->has_cb || m->cb.jvp) CT_SUN_CALL(ctx, CVodeSetJacTimes(c->cv, NULL, jtimes_cb));
       break;
   }
   return CT_OK;
@@ -590,6 +764,7 @@ int ct_ode_solve_into(ct_context *ctx, const ct_ode *m, const double *p,
   const ct_ode_hooks *h = hooks ? hooks : &none;
   ct_ode_options o = opts ? *opts : ct_ode_default_options();
   CT_CHECK(ctx, check_options(ctx, m, &o, tout, n_tout));
+  CT_CHECK(ctx, check_callbacks(ctx, m, &o));
   if (m->np && !p)
     return CT_ERROR(ctx, CT_ERR_ARG, "the model has %zu parameters: pass p", m->np);
   if (o.method >= CT_ODE_ERK || m->rhs_e.f) /* ARKODE (arkode.c) */
@@ -597,9 +772,8 @@ int ct_ode_solve_into(ct_context *ctx, const ct_ode *m, const double *p,
   ct_ode_run r = {ctx, m, p, NULL, NULL, 0, "", "", h->ud};
   int rc = result_init(ctx, m, n_tout + 1, res);
   r.work = rc < 0 ? NULL : ct_alloc(ctx, m->work * sizeof *r.work);
-  r.jac_vals = rc < 0 ? NULL
-                      : ct_alloc(ctx, (m->pattern->nnz ? m->pattern->nnz : 1) *
-                                          sizeof *r.jac_vals);
+  size_t n_vals = m->pattern->nnz && m->pattern->colptr ? m->pattern->nnz : 1;
+  r.jac_vals = rc < 0 ? NULL : ct_alloc(ctx, n_vals * sizeof *r.jac_vals);
   if (rc == CT_OK && (!r.work || !r.jac_vals)) rc = CT_ERR_NOMEM;
   if (rc == CT_OK) rc = solve_run(&r, &o, h, y0, tout, n_tout, res);
   ct_free(ctx, r.work);

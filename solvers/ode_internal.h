@@ -30,7 +30,16 @@ struct ct_ode {
   long mu, ml;          /* bandwidths of the pattern */
   size_t work;          /* doubles the largest evaluation needs */
   ct_bound_fun rhs_e;   /* split (IMEX) models: "fe"; rhs is then "fi" */
+  int has_cb;           /* 1: a callback model (ct_ode_new_callbacks): the
+                           ct_bound_fun members are empty, cb holds it */
+  ct_ode_callbacks cb;  /* its jac_pattern is `pattern` */
 };
+
+/* CT_OK for a model made of AD functions; for a callback model,
+ * CT_ERR_ARG saying that `what` (e.g. "forward sensitivities") needs an AD
+ * model and which callbacks a future version would use (`needs`). */
+int ct_ode_require_ad(ct_context *ctx, const ct_ode *m, const char *what,
+                      const char *needs);
 
 /* What every CVODES callback of one solve needs (CVODES' user data). */
 typedef struct ct_ode_run {

@@ -168,6 +168,71 @@ int ct_dae_fsa_solve(ct_context *ctx, const ct_dae_fsa *fsa, const double *p,
                      size_t n_tout, const ct_dae_fsa_options *opts,
                      ct_dae_fsa_result **out);
 
+/* ---- Adjoint sensitivities (adjoint/dae_asa.c) ---------------------------- */
+
+/* Gradients of J = ∫_{t0}^{T} g(t, y, p) dt through IDAS' adjoint
+ * sensitivity analysis with checkpointing. The adjoint residual
+ * (dF/dy')^T lambda' - (dF/dy)^T lambda + (dg/dy)^T and the gradient
+ * integrand g_p - lambda^T dF/dp come from AD VJPs of F and g, the
+ * backward iteration matrix cj (dF/dy')^T - (dF/dy)^T from sparse AD
+ * Jacobians, all built once by ct_dae_asa_new (immutable afterwards: one
+ * problem may be solved from several threads, each with its own context).
+ * The adjoint residual assumes dF/dy' constant along the solution
+ * (M y' = f(t, y, p) with a constant M, semi-explicit index-1 DAEs); the
+ * term (d/dt (dF/dy'))^T lambda is not formed. No final-time term, no
+ * models with root functions, dense backward linear solver only.
+ * - g: inputs among "t" (1), "y" (n), "p" (np); output "g" (1).
+ * `dae` is borrowed and must outlive the problem. */
+typedef struct ct_dae_asa ct_dae_asa;
+int ct_dae_asa_new(ct_context *ctx, const ct_dae *dae, const ct_fun *g,
+                   ct_dae_asa **out);
+void ct_dae_asa_free(ct_dae_asa *asa);
+
+typedef struct ct_dae_asa_options {
+  ct_dae_options dae;     /* the forward phase (max_steps per IDASolveF call) */
+  long checkpoint_steps;  /* IDAAdjInit's Nd */
+  int polynomial;         /* 0: IDA_HERMITE, 1: IDA_POLYNOMIAL */
+  double rtol_b, atol_b;  /* adjoint states */
+  double rtol_q, atol_q;  /* forward quadrature of g; backward gradient
+                             quadrature (relative tolerance rtol_b there, as
+                             SUNDIALS' examples do, when rtol_q_b is 0) */
+  double rtol_q_b;        /* backward quadrature's relative tolerance; 0:
+                             rtol_b */
+  int quad_err_con;       /* quadratures in the error test */
+  long max_steps_b;       /* 0: SUNDIALS' default (500) */
+} ct_dae_asa_options;
+
+/* ct_dae_default_options(), 100 steps between checkpoints, Hermite,
+ * rtol_b 1e-6, atol_b 1e-8, rtol_q 1e-6, atol_q 1e-6, rtol_q_b 0,
+ * quadratures in the error test. */
+ct_dae_asa_options ct_dae_asa_default_options(void);
+
+typedef struct ct_dae_asa_result {
+  int status;             /* CT_OK, or the failure (also returned) */
+  char message[512];      /* "forward phase: ..." or "backward phase: ..." */
+  ct_dae_result *dae;     /* the forward solution at t0 and T */
+  size_t n, np;
+  double value;           /* J = ∫ g dt (forward quadrature) */
+  double *dJdp;           /* np: dJ/dp, through y0(p) when the model has it */
+  double *lambda0;        /* n: lambda(t0) */
+  double *lambdap0;       /* n: lambda'(t0) */
+  double *dJdy0;          /* n: (dF/dy')^T lambda at t0: dJ/dy0 of the
+                             differential components (0 for algebraic) */
+  int backward_done;      /* 1 when the gradient is filled */
+  long n_checkpoints, quad_evals, quad_evals_b;
+  ct_dae_stats stats_b;   /* the backward integration */
+} ct_dae_asa_result;
+
+void ct_dae_asa_result_free(ct_context *ctx, ct_dae_asa_result *res);
+
+/* Integrates forward from t0 to T > t0 with checkpoints (initial values as
+ * ct_dae_solve), then the adjoint backward from T, where lambda(T) is made
+ * consistent by IDACalcICB (differential components of lambda zero), to t0.
+ * A failure of either phase is CT_ERR_SOLVER with the result kept. */
+int ct_dae_asa_solve(ct_context *ctx, const ct_dae_asa *asa, const double *p,
+                     const double *y0, const double *yp0, double t0, double T,
+                     const ct_dae_asa_options *opts, ct_dae_asa_result **out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -36,6 +36,55 @@ typedef struct ct_ode ct_ode;
 int ct_ode_new(ct_context *ctx, const ct_fun *rhs, const ct_fun *y0,
                const ct_fun *roots, ct_ode **out);
 void ct_ode_free(ct_ode *ode);
+
+/* A model from user C callbacks, for codes with their own kernels. Every
+ * callback gets the user data `ud` and returns 0 on success; a positive
+ * value is a recoverable failure (CVODES retries with a smaller step), a
+ * negative one stops the integration. Either way the solve's failure
+ * message names the callback and the time. Arrays are column-major / CSC.
+ * Only `f` is required; a missing derivative is an error at solve time
+ * unless allow_difference_quotients lets CVODES use difference quotients
+ * (logged at warning level). */
+typedef struct ct_ode_callbacks {
+  size_t n, np;    /* states, parameters */
+  void *user_data; /* passed as `ud` to every callback */
+  /* ydot = f(t, y, p) (n values). Required. */
+  int (*f)(double t, const double *y, const double *p, double *ydot, void *ud);
+  /* Dense Jacobian df/dy: J[i + j*n] = df_i/dy_j, zeroed before the call. */
+  int (*jac_dense)(double t, const double *y, const double *p, double *J, void *ud);
+  /* Sparse Jacobian: the nnz values of jac_pattern (n x n, CSC), in its
+   * order. Give jac_dense or jac_sparse, not both. */
+  int (*jac_sparse)(double t, const double *y, const double *p, double *vals,
+                    void *ud);
+  const ct_sparsity *jac_pattern; /* copied by ct_ode_new_callbacks */
+  /* Jv = (df/dy) v: for GMRES. */
+  int (*jvp)(double t, const double *y, const double *p, const double *v,
+             double *Jv, void *ud);
+  /* JTw = (df/dy)^T w: for adjoints (not used yet, see docs/ode.md). */
+  int (*vjp)(double t, const double *y, const double *p, const double *w,
+             double *JTw, void *ud);
+  /* out = (df/dp) v, v of np values, out of n: for forward sensitivities
+   * (not used yet). */
+  int (*dfdp_v)(double t, const double *y, const double *p, const double *v,
+                double *out, void *ud);
+  /* out = (df/dp)^T w, w of n values, out of np: for adjoints (not used yet). */
+  int (*dfdp_t_w)(double t, const double *y, const double *p, const double *w,
+                  double *out, void *ud);
+  /* Optional root functions: g (n_roots values), like ct_ode_new's roots. */
+  size_t n_roots;
+  int (*roots)(double t, const double *y, const double *p, double *g, void *ud);
+  /* 1: a missing Jacobian or JVP callback falls back to CVODES' difference
+   * quotients (dense, band, GMRES; KLU always needs a Jacobian callback). */
+  int allow_difference_quotients;
+} ct_ode_callbacks;
+
+/* A model from callbacks (the struct is copied; user_data is not owned).
+ * CT_ERR_ARG for a missing f, n = 0, a bad pattern, or jac_dense and
+ * jac_sparse both set. ct_ode_jac_nnz is the pattern's nnz, or n*n.
+ * Initial values come from ct_ode_solve's y0. Methods: BDF and Adams
+ * (ARKODE methods, forward sensitivities and adjoints refuse these models
+ * with CT_ERR_ARG). */
+int ct_ode_new_callbacks(ct_context *ctx, const ct_ode_callbacks *cb, ct_ode **out);
 size_t ct_ode_n_states(const ct_ode *ode);
 size_t ct_ode_n_params(const ct_ode *ode);
 size_t ct_ode_n_roots(const ct_ode *ode);

@@ -1,0 +1,689 @@
+/* Continuous adjoints of DAE models (cotangent/dae.h) through IDAS' adjoint
+ * sensitivity analysis with checkpointing: the forward phase is the DAE
+ * integration of solvers/dae.c (IDASolveF through its advance hook, the
+ * integral objective as a forward quadrature), the backward phase runs in
+ * its finish hook while IDAS is alive. Adjoint residual, its iteration
+ * matrix and the gradient quadrature come from AD functions built once by
+ * ct_dae_asa_new. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <idas/idas.h>
+#include <nvector/nvector_serial.h>
+#include <sunlinsol/sunlinsol_dense.h>
+#include <sunmatrix/sunmatrix_dense.h>
+
+#include "../solvers/dae_internal.h"
+#include "cotangent/dae.h"
+
+/* A function turned into its one-seed VJP, with the positions of its
+ * inputs and outputs; -1 where absent. */
+typedef struct vjp_fun {
+  ct_fun *f;
+  long t, y, yp, p, bar; /* inputs; bar: the seed */
+  long val, by, byp, bp; /* outputs: the value, bar_y, bar_yp, bar_p */
+} vjp_fun;
+
+/* A sparse Jacobian of F with its input positions. */
+typedef struct jac_fun {
+  ct_fun *f;
+  ct_sparsity *pattern;
+  long t, y, yp, p;
+} jac_fun;
+
+struct ct_dae_asa {
+  ct_context *ctx;
+  const ct_dae *dae; /* borrowed */
+  size_t n, np;
+  vjp_fun fy;        /* F: bar_y = F_y^T l, bar_p = F_p^T l */
+  vjp_fun fyp;       /* F: bar_yp = F_y'^T l */
+  vjp_fun g;         /* g: g, bar_y, bar_p */
+  vjp_fun y0;        /* init: bar_p = (dy0/dp)^T l; f NULL without */
+  jac_fun jy, jyp;   /* dF/dy, dF/dy' */
+  double *idb;       /* 1 where lambda_i is differential (row i of dF/dy') */
+  size_t work;
+};
+
+/* ---- Building ------------------------------------------------------------------ */
+
+/* Checks that g has output "g" of size 1 and only inputs t (1), y (n),
+ * p (np). */
+static int check_objective(ct_context *ctx, const ct_fun *f, size_t n, size_t np) {
+  long o = ct_fun_out_index(f, "g");
+  if (o < 0) return CT_ERROR(ctx, CT_ERR_ARG, "the integral objective has no output 'g'");
+  if (ct_fun_out_size(f, (size_t)o) != 1)
+    return CT_ERROR(ctx, CT_ERR_ARG, "output 'g' of the integral objective has %zu "
+                    "components, expected 1", ct_fun_out_size(f, (size_t)o));
+  for (size_t i = 0; i < ct_fun_n_in(f); i++) {
+    const char *name = ct_fun_in_name(f, i);
+    int known = !strcmp(name, "t") || !strcmp(name, "y") || !strcmp(name, "p");
+    size_t want = !strcmp(name, "t") ? 1 : !strcmp(name, "y") ? n : np;
+    if (!known)
+      return CT_ERROR(ctx, CT_ERR_ARG, "input '%s' of the integral objective is not "
+                      "one of t, y, p", name);
+    if (ct_fun_in_size(f, i) != want)
+      return CT_ERROR(ctx, CT_ERR_ARG, "input '%s' of the integral objective has %zu "
+                      "components, expected %zu", name, ct_fun_in_size(f, i), want);
+  }
+  return CT_OK;
+}
+
+/* The one-seed VJP of f's output `out` with respect to those of `wrt`
+ * (NULL-terminated) that f has, keeping the value when keep_value. */
+static int build_vjp(ct_context *ctx, const ct_fun *f, const char *out, int keep_value,
+                     const char *const *wrt_in, vjp_fun *v) {
+  const char *wrt[4] = {NULL, NULL, NULL, NULL}, *names[5] = {NULL, NULL, NULL, NULL, NULL};
+  size_t nw = 0, nn = 0;
+  char bars[3][16];
+  if (keep_value) names[nn++] = out;
+  for (size_t k = 0; wrt_in[k] && nw < 3; k++)
+    if (ct_fun_in_index(f, wrt_in[k]) >= 0) {
+      snprintf(bars[nw], sizeof bars[nw], "bar_%s", wrt_in[k]);
+      wrt[nw] = wrt_in[k];
+      names[nn++] = bars[nw];
+      nw++;
+    }
+  const char *only[] = {out, NULL};
+  if (nw == 0) {
+    CT_CHECK(ctx, ct_fun_select_outputs(ctx, f, only, &v->f));
+  } else {
+    ct_fun *single = NULL, *full = NULL;
+    CT_CHECK(ctx, ct_fun_select_outputs(ctx, f, only, &single));
+    int rc = ct_fun_vjp(ctx, single, 1, wrt, &full);
+    ct_fun_free(single);
+    CT_CHECK(ctx, rc);
+    rc = ct_fun_select_outputs(ctx, full, names, &v->f);
+    ct_fun_free(full);
+    CT_CHECK(ctx, rc);
+  }
+  char bar[64];
+  snprintf(bar, sizeof bar, "bar_%s", out);
+  v->t = ct_fun_in_index(v->f, "t");
+  v->y = ct_fun_in_index(v->f, "y");
+  v->yp = ct_fun_in_index(v->f, "yp");
+  v->p = ct_fun_in_index(v->f, "p");
+  v->bar = ct_fun_in_index(v->f, bar);
+  v->val = ct_fun_out_index(v->f, out);
+  v->by = ct_fun_out_index(v->f, "bar_y");
+  v->byp = ct_fun_out_index(v->f, "bar_yp");
+  v->bp = ct_fun_out_index(v->f, "bar_p");
+  return CT_OK;
+}
+
+/* The sparse Jacobian of F with respect to `wrt` ("y" or "yp"). */
+static int build_jac(ct_context *ctx, const ct_fun *F, const char *wrt, jac_fun *j) {
+  const char *w[] = {wrt, NULL};
+  CT_CHECK(ctx, ct_fun_sparse_jac(ctx, F, w, &j->f, &j->pattern));
+  j->t = ct_fun_in_index(j->f, "t");
+  j->y = ct_fun_in_index(j->f, "y");
+  j->yp = ct_fun_in_index(j->f, "yp");
+  j->p = ct_fun_in_index(j->f, "p");
+  return CT_OK;
+}
+
+/* The backward residual leaves out the term (d/dt dF/dy')^T lambda, so it
+ * is right only when dF/dy' is constant. Refuses (CT_ERR_UNSUPPORTED) a
+ * model whose dF/dy' depends structurally on t, y, y' or p, rather than
+ * returning a wrong gradient. */
+static int require_constant_mass(ct_context *ctx, const jac_fun *jyp) {
+  ct_sparsity *dep = NULL;
+  CT_CHECK(ctx, ct_fun_jac_sparsity(ctx, jyp->f, NULL, &dep));
+  size_t nnz = dep->nnz;
+  ct_sparsity_free(ctx, dep);
+  if (nnz)
+    return CT_ERROR(ctx, CT_ERR_UNSUPPORTED,
+                    "DAE adjoints need dF/dy' to be constant (M y' = f with a "
+                    "constant M), but dF/dy' of this model depends on t, y, y' "
+                    "or p");
+  return CT_OK;
+}
+
+/* Fills a zeroed problem: checks g, builds the VJPs, Jacobians and the
+ * adjoint component types. */
+static int asa_fill(ct_context *ctx, ct_dae_asa *a, const ct_fun *g) {
+  const ct_fun *F = ct_dae_res_fun(a->dae);
+  CT_CHECK(ctx, check_objective(ctx, g, a->n, a->np));
+  const char *wy[] = {"y", "p", NULL}, *wyp[] = {"yp", NULL}, *wp[] = {"p", NULL};
+  CT_CHECK(ctx, build_vjp(ctx, F, "F", 0, wy, &a->fy));
+  CT_CHECK(ctx, build_vjp(ctx, F, "F", 0, wyp, &a->fyp));
+  CT_CHECK(ctx, build_vjp(ctx, g, "g", 1, wy, &a->g));
+  long oy0, oyp0;
+  const ct_fun *init = ct_dae_init_fun(a->dae, &oy0, &oyp0);
+  if (init && ct_fun_in_index(init, "p") >= 0)
+    CT_CHECK(ctx, build_vjp(ctx, init, "y0", 0, wp, &a->y0));
+  CT_CHECK(ctx, build_jac(ctx, F, "y", &a->jy));
+  CT_CHECK(ctx, build_jac(ctx, F, "yp", &a->jyp));
+  CT_CHECK(ctx, require_constant_mass(ctx, &a->jyp));
+  a->idb = ct_calloc(ctx, a->n ? a->n : 1, sizeof *a->idb);
+  if (!a->idb) return CT_ERR_NOMEM;
+  const ct_sparsity *s = a->jyp.pattern;
+  for (size_t q = 0; q < s->nnz; q++) a->idb[s->rowind[q]] = 1.0;
+  const ct_fun *all[] = {a->fy.f, a->fyp.f, a->g.f, a->y0.f, a->jy.f, a->jyp.f};
+  a->work = 1;
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    if (all[i] && ct_fun_work_size(all[i]) > a->work) a->work = ct_fun_work_size(all[i]);
+  return CT_OK;
+}
+
+/* Checks the model and objective, then builds the adjoint functions (see
+ * dae.h); nothing kept on failure. */
+int ct_dae_asa_new(ct_context *ctx, const ct_dae *dae, const ct_fun *g,
+                   ct_dae_asa **out) {
+  if (!out) return CT_ERROR(ctx, CT_ERR_ARG, "ct_dae_asa_new needs an output pointer");
+  *out = NULL;
+  if (!dae) return CT_ERROR(ctx, CT_ERR_ARG, "ct_dae_asa_new needs a model (dae is NULL)");
+  if (!g)
+    return CT_ERROR(ctx, CT_ERR_ARG, "ct_dae_asa_new needs an integral objective g");
+  if (ct_dae_n_roots(dae))
+    return CT_ERROR(ctx, CT_ERR_ARG, "adjoints of DAE models with root functions are "
+                    "not supported (the model has %zu)", ct_dae_n_roots(dae));
+  ct_dae_asa *a = ct_calloc(ctx, 1, sizeof *a);
+  if (!a) return ct_error_trace(ctx, CT_ERR_NOMEM, __FILE__, __LINE__, __func__);
+  a->ctx = ctx;
+  a->dae = dae;
+  a->n = ct_dae_n_states(dae);
+  a->np = ct_dae_n_params(dae);
+  int rc = asa_fill(ctx, a, g);
+  if (rc < 0) {
+    ct_dae_asa_free(a);
+    return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);
+  }
+  *out = a;
+  return CT_OK;
+}
+
+/* Frees the problem (not the model). NULL is a no-op. */
+void ct_dae_asa_free(ct_dae_asa *a) {
+  if (!a) return;
+  ct_fun_free(a->fy.f);
+  ct_fun_free(a->fyp.f);
+  ct_fun_free(a->g.f);
+  ct_fun_free(a->y0.f);
+  ct_fun_free(a->jy.f);
+  ct_fun_free(a->jyp.f);
+  ct_sparsity_free(a->ctx, a->jy.pattern);
+  ct_sparsity_free(a->ctx, a->jyp.pattern);
+  ct_free(a->ctx, a->idb);
+  ct_free(a->ctx, a);
+}
+
+/* ---- Options ------------------------------------------------------------------ */
+
+ct_dae_asa_options ct_dae_asa_default_options(void) {
+  ct_dae_asa_options o = {ct_dae_default_options(), 100, 0, 1e-6, 1e-8, 1e-6, 1e-6,
+                          0, 1, 0};
+  return o;
+}
+
+/* Positive and finite. */
+static int positive(double x) { return x > 0 && isfinite(x); }
+
+/* Checks what the DAE's own check does not: the adjoint options, the time
+ * span and p. */
+static int check_options(ct_context *ctx, const ct_dae_asa *a,
+                         const ct_dae_asa_options *o, const double *p, double t0,
+                         double T) {
+  if (o->checkpoint_steps < 1)
+    return CT_ERROR(ctx, CT_ERR_ARG, "checkpoint_steps must be positive, got %ld",
+                    o->checkpoint_steps);
+  if (o->polynomial != 0 && o->polynomial != 1)
+    return CT_ERROR(ctx, CT_ERR_ARG, "polynomial must be 0 or 1, got %d", o->polynomial);
+  if (!positive(o->rtol_b) || !positive(o->atol_b))
+    return CT_ERROR(ctx, CT_ERR_ARG, "the backward tolerances must be positive, got "
+                    "rtol_b %g, atol_b %g", o->rtol_b, o->atol_b);
+  if (!positive(o->rtol_q) || !positive(o->atol_q) ||
+      (o->rtol_q_b != 0 && !positive(o->rtol_q_b)))
+    return CT_ERROR(ctx, CT_ERR_ARG, "the quadrature tolerances must be positive, got "
+                    "rtol_q %g, atol_q %g, rtol_q_b %g", o->rtol_q, o->atol_q,
+                    o->rtol_q_b);
+  if (o->max_steps_b < 0)
+    return CT_ERROR(ctx, CT_ERR_ARG, "max_steps_b must not be negative, got %ld",
+                    o->max_steps_b);
+  if (!isfinite(t0) || !isfinite(T) || !(T > t0))
+    return CT_ERROR(ctx, CT_ERR_ARG, "the time span must be finite with T > t0, got "
+                    "t0 = %g, T = %g", t0, T);
+  if (a->np && !p)
+    return CT_ERROR(ctx, CT_ERR_ARG, "the model has %zu parameters: pass p", a->np);
+  return CT_OK;
+}
+
+/* ---- One solve ----------------------------------------------------------------- */
+
+/* The state of one solve, reached from IDAS' callbacks: forward ones
+ * through the DAE run's hook data, backward ones as their user data. */
+typedef struct arun {
+  ct_context *ctx;
+  const ct_dae_asa *a;
+  const ct_dae_asa_options *o;
+  const double *p;
+  double t0, T;
+  ct_dae_asa_result *res;
+  SUNContext sun;
+  N_Vector q, yB, ypB, qB, yT, ypT, id;
+  SUNMatrix AB;
+  SUNLinearSolver LSB;
+  double *work, *vy, *vp, *jy, *jyp;
+  double *yt0, *ypt0;  /* (y, y')(t0), consistent: the first output */
+  double t_buf, one;
+  int which;
+  int forward_done;
+  int rc;            /* the backward phase's status */
+  char cause[256];   /* what a backward callback found */
+  char sundials[512];/* SUNDIALS' message of the backward integrator */
+} arun;
+
+/* Evaluates v at (t, y, yp, p) with seed `bar` (NULL when v has none),
+ * writing the value, bar_y, bar_yp and bar_p where asked (NULL: skipped). */
+static int vjp_eval(arun *s, const vjp_fun *v, double t, const double *y,
+                    const double *yp, const double *bar, double *val, double *by,
+                    double *byp, double *bp) {
+  const double *in[5] = {0};
+  double *out[4] = {0};
+  s->t_buf = t;
+  if (v->t >= 0) in[v->t] = &s->t_buf;
+  if (v->y >= 0) in[v->y] = y;
+  if (v->yp >= 0) in[v->yp] = yp;
+  if (v->p >= 0) in[v->p] = s->p;
+  if (v->bar >= 0) in[v->bar] = bar;
+  if (v->val >= 0) out[v->val] = val;
+  if (v->by >= 0) out[v->by] = by;
+  if (v->byp >= 0) out[v->byp] = byp;
+  if (v->bp >= 0) out[v->bp] = bp;
+  return ct_fun_eval(s->ctx, v->f, in, out, s->work);
+}
+
+/* 0 when v (k numbers) is finite; else records the cause and returns 1
+ * (recoverable: IDAS retries with a smaller step). */
+static int check_finite(arun *s, const char *what, const double *v, size_t k,
+                        double t) {
+  for (size_t i = 0; i < k; i++)
+    if (!isfinite(v[i])) {
+      if (!*s->cause)
+        snprintf(s->cause, sizeof s->cause, "the %s is %s in component %zu at "
+                 "t = %.6g", what, isnan(v[i]) ? "NaN" : "infinite", i, t);
+      return 1;
+    }
+  return 0;
+}
+
+/* IDAQuadRhsFn of the forward phase: the integrand g. */
+static int quad_cb(sunrealtype t, N_Vector y, N_Vector yp, N_Vector qdot, void *ud) {
+  (void)yp;
+  arun *s = ct_dae_user_hook_data(ud);
+  double *out = N_VGetArrayPointer(qdot);
+  if (vjp_eval(s, &s->a->g, t, N_VGetArrayPointer(y), NULL, &s->one, out, NULL, NULL,
+               NULL) < 0)
+    return -1;
+  if (!isfinite(out[0])) {
+    ct_dae_user_cause(ud, "the integrand g is not finite");
+    return 1;
+  }
+  return 0;
+}
+
+/* IDAResFnB: F_y'^T lambda' - F_y^T lambda + g_y^T. */
+static int res_b_cb(sunrealtype t, N_Vector y, N_Vector yp, N_Vector yB, N_Vector ypB,
+                    N_Vector rrB, void *ud) {
+  arun *s = ud;
+  const ct_dae_asa *a = s->a;
+  const double *yv = N_VGetArrayPointer(y), *ypv = N_VGetArrayPointer(yp);
+  double *out = N_VGetArrayPointer(rrB);
+  if (vjp_eval(s, &a->fyp, t, yv, ypv, N_VGetArrayPointer(ypB), NULL, NULL, out,
+               NULL) < 0)
+    return -1;
+  if (vjp_eval(s, &a->fy, t, yv, ypv, N_VGetArrayPointer(yB), NULL, s->vy, NULL,
+               NULL) < 0)
+    return -1;
+  for (size_t i = 0; i < a->n; i++) out[i] -= s->vy[i];
+  if (a->g.by >= 0) {
+    if (vjp_eval(s, &a->g, t, yv, NULL, &s->one, NULL, s->vy, NULL, NULL) < 0) return -1;
+    for (size_t i = 0; i < a->n; i++) out[i] += s->vy[i];
+  }
+  return check_finite(s, "adjoint residual", out, a->n, t);
+}
+
+/* IDAQuadRhsFnB: g_p - lambda^T F_p (its integral from t0 to T is -qB(t0)). */
+static int quad_b_cb(sunrealtype t, N_Vector y, N_Vector yp, N_Vector yB, N_Vector ypB,
+                     N_Vector qBdot, void *ud) {
+  (void)ypB;
+  arun *s = ud;
+  const ct_dae_asa *a = s->a;
+  const double *yv = N_VGetArrayPointer(y);
+  double *out = N_VGetArrayPointer(qBdot);
+  memset(out, 0, a->np * sizeof *out);
+  if (a->fy.bp >= 0) {
+    if (vjp_eval(s, &a->fy, t, yv, N_VGetArrayPointer(yp), N_VGetArrayPointer(yB), NULL,
+                 NULL, NULL, out) < 0)
+      return -1;
+    for (size_t j = 0; j < a->np; j++) out[j] = -out[j];
+  }
+  if (a->g.bp >= 0) {
+    if (vjp_eval(s, &a->g, t, yv, NULL, &s->one, NULL, NULL, NULL, s->vp) < 0) return -1;
+    for (size_t j = 0; j < a->np; j++) out[j] += s->vp[j];
+  }
+  return check_finite(s, "gradient quadrature integrand", out, a->np, t);
+}
+
+/* Evaluates the sparse Jacobian j at (t, y, yp, p) into vals. */
+static int jac_eval(arun *s, const jac_fun *j, double t, const double *y,
+                    const double *yp, double *vals) {
+  const double *in[4] = {0};
+  double *out[1] = {vals};
+  s->t_buf = t;
+  if (j->t >= 0) in[j->t] = &s->t_buf;
+  if (j->y >= 0) in[j->y] = y;
+  if (j->yp >= 0) in[j->yp] = yp;
+  if (j->p >= 0) in[j->p] = s->p;
+  return ct_fun_eval(s->ctx, j->f, in, out, s->work);
+}
+
+/* IDALsJacFnB: the dense matrix cjB F_y'^T - F_y^T from the sparse AD
+ * Jacobians. */
+static int jac_b_cb(sunrealtype t, sunrealtype cjB, N_Vector y, N_Vector yp,
+                    N_Vector yB, N_Vector ypB, N_Vector rrB, SUNMatrix JB, void *ud,
+                    N_Vector t1, N_Vector t2, N_Vector t3) {
+  (void)yB, (void)ypB, (void)rrB, (void)t1, (void)t2, (void)t3;
+  arun *s = ud;
+  const ct_dae_asa *a = s->a;
+  const double *yv = N_VGetArrayPointer(y), *ypv = N_VGetArrayPointer(yp);
+  const ct_sparsity *py = a->jy.pattern, *pyp = a->jyp.pattern;
+  if (jac_eval(s, &a->jy, t, yv, ypv, s->jy) < 0) return -1;
+  if (jac_eval(s, &a->jyp, t, yv, ypv, s->jyp) < 0) return -1;
+  if (check_finite(s, "Jacobian dF/dy", s->jy, py->nnz, t)) return 1;
+  if (check_finite(s, "Jacobian dF/dy'", s->jyp, pyp->nnz, t)) return 1;
+  SUNMatZero(JB);
+  for (size_t j = 0; j < py->ncols; j++) /* entry (row r, column j) -> (j, r) */
+    for (size_t q = py->colptr[j]; q < py->colptr[j + 1]; q++)
+      SM_ELEMENT_D(JB, (sunindextype)j, (sunindextype)py->rowind[q]) = -s->jy[q];
+  for (size_t j = 0; j < pyp->ncols; j++)
+    for (size_t q = pyp->colptr[j]; q < pyp->colptr[j + 1]; q++)
+      SM_ELEMENT_D(JB, (sunindextype)j, (sunindextype)pyp->rowind[q]) += cjB * s->jyp[q];
+  return 0;
+}
+
+/* Keeps SUNDIALS' message of the backward integrator for the report. */
+static void sundials_error_b(int code, const char *module, const char *function,
+                             char *msg, void *ud) {
+  arun *s = ud;
+  snprintf(s->sundials, sizeof s->sundials, "%s %s (%d): %s", module, function, code,
+           msg);
+}
+
+/* Advance hook: IDASolveF, which records checkpoints. */
+static int advance_f(void *ud, void *mem, double tout, double *t, N_Vector y,
+                     N_Vector yp) {
+  arun *s = ud;
+  int ncheck = 0;
+  int flag = IDASolveF(mem, tout, t, y, yp, IDA_NORMAL, &ncheck);
+  if (flag >= 0) s->res->n_checkpoints = ncheck;
+  return flag;
+}
+
+/* Setup hook: the forward quadrature of g and IDAS' adjoint memory. */
+static int setup_hook(ct_context *ctx, void *ud, void *mem, SUNContext sun, N_Vector y,
+                      const ct_dae_options *o) {
+  (void)y, (void)o;
+  arun *s = ud;
+  s->sun = sun;
+  if (!(s->q = N_VNew_Serial(1, sun)))
+    return CT_ERROR(ctx, CT_ERR_NOMEM, "N_VNew_Serial returned NULL");
+  N_VConst(0.0, s->q);
+  int flag = IDAQuadInit(mem, quad_cb, s->q);
+  if (flag >= 0) flag = IDAQuadSStolerances(mem, s->o->rtol_q, s->o->atol_q);
+  if (flag >= 0) flag = IDASetQuadErrCon(mem, s->o->quad_err_con ? SUNTRUE : SUNFALSE);
+  if (flag >= 0)
+    flag = IDAAdjInit(mem, s->o->checkpoint_steps,
+                      s->o->polynomial ? IDA_POLYNOMIAL : IDA_HERMITE);
+  if (flag < 0)
+    return CT_ERROR(ctx, CT_ERR_EXTERNAL, "setting up the IDAS adjoint failed with "
+                    "flag %d", flag);
+  return CT_OK;
+}
+
+/* Output hook: keeps (y, y')(t0) for the gradient and (y, y')(T) (the
+ * last output) for IDACalcICB. */
+static int output_hook(ct_context *ctx, void *ud, void *mem, const ct_dae_result *r,
+                       const ct_dae_options *o) {
+  (void)mem, (void)o;
+  arun *s = ud;
+  size_t n = s->a->n, k = r->n_out - 1;
+  if (k == 0) {
+    memcpy(s->yt0, r->y, n * sizeof(double));
+    memcpy(s->ypt0, r->yp, n * sizeof(double));
+    return CT_OK;
+  }
+  if (!(s->yT = N_VNew_Serial((sunindextype)n, s->sun)) ||
+      !(s->ypT = N_VNew_Serial((sunindextype)n, s->sun)))
+    return CT_ERROR(ctx, CT_ERR_NOMEM, "N_VNew_Serial returned NULL");
+  memcpy(N_VGetArrayPointer(s->yT), r->y + k * n, n * sizeof(double));
+  memcpy(N_VGetArrayPointer(s->ypT), r->yp + k * n, n * sizeof(double));
+  s->forward_done = 1;
+  return CT_OK;
+}
+
+/* A SUNDIALS call of the backward phase: a negative flag is
+ * CT_ERR_EXTERNAL naming it. */
+#define ASA_CALL(ctx, call)                                                    \
+  do {                                                                         \
+    int flag_ = (call);                                                        \
+    if (flag_ < 0)                                                             \
+      return CT_ERROR((ctx), CT_ERR_EXTERNAL, "%s failed with flag %d", #call,  \
+                      flag_);                                                  \
+  } while (0)
+
+/* The backward problem: adjoint states from lambda = lambda' = 0 at T,
+ * made consistent by IDACalcICB, its dense solver and the quadrature. */
+static int backward_setup(arun *s, void *mem) {
+  ct_context *ctx = s->ctx;
+  const ct_dae_asa_options *o = s->o;
+  sunindextype n = (sunindextype)s->a->n, np = (sunindextype)s->a->np;
+  if (!(s->yB = N_VNew_Serial(n, s->sun)) || !(s->ypB = N_VNew_Serial(n, s->sun)) ||
+      !(s->qB = N_VNew_Serial(np ? np : 1, s->sun)) || !(s->id = N_VNew_Serial(n, s->sun)))
+    return CT_ERROR(ctx, CT_ERR_NOMEM, "N_VNew_Serial returned NULL");
+  N_VConst(0.0, s->yB);
+  N_VConst(0.0, s->ypB);
+  N_VConst(0.0, s->qB);
+  memcpy(N_VGetArrayPointer(s->id), s->a->idb, s->a->n * sizeof(double));
+  ASA_CALL(ctx, IDACreateB(mem, &s->which));
+  IDASetErrHandlerFn(IDAGetAdjIDABmem(mem, s->which), sundials_error_b, s);
+  ASA_CALL(ctx, IDAInitB(mem, s->which, res_b_cb, s->T, s->yB, s->ypB));
+  ASA_CALL(ctx, IDASStolerancesB(mem, s->which, o->rtol_b, o->atol_b));
+  ASA_CALL(ctx, IDASetUserDataB(mem, s->which, s));
+  if (o->max_steps_b) ASA_CALL(ctx, IDASetMaxNumStepsB(mem, s->which, o->max_steps_b));
+  if (!(s->AB = SUNDenseMatrix(n, n, s->sun)) ||
+      !(s->LSB = SUNLinSol_Dense(s->yB, s->AB, s->sun)))
+    return CT_ERROR(ctx, CT_ERR_NOMEM, "the backward dense solver could not be created");
+  ASA_CALL(ctx, IDASetLinearSolverB(mem, s->which, s->LSB, s->AB));
+  ASA_CALL(ctx, IDASetJacFnB(mem, s->which, jac_b_cb));
+  if (np) {
+    ASA_CALL(ctx, IDAQuadInitB(mem, s->which, quad_b_cb, s->qB));
+    ASA_CALL(ctx, IDAQuadSStolerancesB(mem, s->which,
+                                       o->rtol_q_b ? o->rtol_q_b : o->rtol_b, o->atol_q));
+    ASA_CALL(ctx, IDASetQuadErrConB(mem, s->which, o->quad_err_con ? SUNTRUE : SUNFALSE));
+  }
+  ASA_CALL(ctx, IDASetIdB(mem, s->which, s->id));
+  return CT_OK;
+}
+
+/* A backward failure: CT_ERR_SOLVER with "backward phase: t = ...: cause"
+ * in the result. */
+static int fail_b(arun *s, void *mem, const char *what, int flag) {
+  double tb = s->T;
+  void *memb = IDAGetAdjIDABmem(mem, s->which);
+  if (memb) IDAGetCurrentTime(memb, &tb);
+  if (snprintf(s->res->message, sizeof s->res->message, "backward phase: t = %.6g: %s "
+               "(%s flag %d)%s%.300s", tb, *s->cause ? s->cause : "the adjoint "
+               "integration failed", what, flag, *s->sundials ? "; " : "",
+               s->sundials) < 0)
+    s->res->message[0] = '\0';
+  return CT_ERROR(s->ctx, CT_ERR_SOLVER, "%s", s->res->message);
+}
+
+/* Backward statistics into the result. */
+static void collect_stats_b(void *memb, ct_dae_asa_result *res) {
+  ct_dae_stats *st = &res->stats_b;
+  IDAGetNumSteps(memb, &st->steps);
+  IDAGetNumResEvals(memb, &st->res_evals);
+  IDAGetNumLinSolvSetups(memb, &st->lin_setups);
+  IDAGetNumErrTestFails(memb, &st->err_test_fails);
+  IDAGetNumNonlinSolvIters(memb, &st->nonlin_iters);
+  IDAGetNumNonlinSolvConvFails(memb, &st->nonlin_conv_fails);
+  IDAGetNumJacEvals(memb, &st->jac_evals);
+  IDAGetNumBacktrackOps(memb, &st->ic_backtracks);
+  IDAGetActualInitStep(memb, &st->first_step);
+  IDAGetLastStep(memb, &st->last_step);
+  IDAGetLastOrder(memb, &st->last_order);
+  IDAGetQuadNumRhsEvals(memb, &res->quad_evals_b);
+}
+
+/* The gradient from lambda(t0) and the quadrature: dJ/dy0 = F_y'^T lambda,
+ * dJ/dp = -qB(t0) + (dy0/dp)^T dJ/dy0. */
+static int gradient(arun *s, const double *y0, const double *yp0) {
+  const ct_dae_asa *a = s->a;
+  ct_dae_asa_result *res = s->res;
+  const double *qB = N_VGetArrayPointer(s->qB);
+  memcpy(res->lambda0, N_VGetArrayPointer(s->yB), a->n * sizeof(double));
+  memcpy(res->lambdap0, N_VGetArrayPointer(s->ypB), a->n * sizeof(double));
+  CT_CHECK(s->ctx, vjp_eval(s, &a->fyp, s->t0, y0, yp0, res->lambda0, NULL, NULL,
+                            res->dJdy0, NULL));
+  for (size_t j = 0; j < a->np; j++) res->dJdp[j] = -qB[j];
+  if (a->y0.f && a->y0.bp >= 0) { /* evaluated as solvers/dae.c evaluates init */
+    CT_CHECK(s->ctx, vjp_eval(s, &a->y0, 0, NULL, NULL, res->dJdy0, NULL, NULL, NULL,
+                              s->vp));
+    for (size_t j = 0; j < a->np; j++) res->dJdp[j] += s->vp[j];
+  }
+  res->backward_done = 1;
+  return CT_OK;
+}
+
+/* The backward phase after a successful forward phase: J, consistent
+ * lambda(T), IDASolveB to t0, the gradient. */
+static int backward(arun *s, void *mem) {
+  ct_context *ctx = s->ctx;
+  ct_dae_asa_result *res = s->res;
+  double t;
+  ASA_CALL(ctx, IDAGetQuad(mem, &t, s->q));
+  res->value = N_VGetArrayPointer(s->q)[0];
+  IDAGetQuadNumRhsEvals(mem, &res->quad_evals);
+  CT_CHECK(ctx, backward_setup(s, mem));
+  double t1 = s->T - 0.01 * (s->T - s->t0);
+  int flag = IDACalcICB(mem, s->which, t1, s->yT, s->ypT);
+  if (flag < 0) return fail_b(s, mem, "IDACalcICB", flag);
+  ASA_CALL(ctx, IDAGetConsistentICB(mem, s->which, s->yB, s->ypB));
+  s->cause[0] = s->sundials[0] = '\0';
+  flag = IDASolveB(mem, s->t0, IDA_NORMAL);
+  void *memb = IDAGetAdjIDABmem(mem, s->which);
+  if (memb) collect_stats_b(memb, res);
+  if (flag < 0) return fail_b(s, mem, "IDASolveB", flag);
+  ASA_CALL(ctx, IDAGetB(mem, s->which, &t, s->yB, s->ypB));
+  if (s->a->np) ASA_CALL(ctx, IDAGetQuadB(mem, s->which, &t, s->qB));
+  return gradient(s, s->yt0, s->ypt0);
+}
+
+/* Finish hook: runs the backward phase while IDAS is alive. */
+static void finish_hook(void *ud, void *mem) {
+  arun *s = ud;
+  if (!s->forward_done) return;
+  s->rc = backward(s, mem);
+}
+
+/* ---- Solving ------------------------------------------------------------------- */
+
+/* The result's arrays and the solve's buffers. */
+static int allocate(ct_context *ctx, const ct_dae_asa *a, arun *s,
+                    ct_dae_asa_result *res) {
+  size_t n = a->n ? a->n : 1, np = a->np ? a->np : 1;
+  res->n = a->n;
+  res->np = a->np;
+  res->dJdp = ct_calloc(ctx, np, sizeof *res->dJdp);
+  res->lambda0 = ct_calloc(ctx, n, sizeof *res->lambda0);
+  res->lambdap0 = ct_calloc(ctx, n, sizeof *res->lambdap0);
+  res->dJdy0 = ct_calloc(ctx, n, sizeof *res->dJdy0);
+  s->work = ct_alloc(ctx, a->work * sizeof *s->work);
+  s->vy = ct_alloc(ctx, n * sizeof *s->vy);
+  s->vp = ct_alloc(ctx, np * sizeof *s->vp);
+  s->jy = ct_alloc(ctx, (a->jy.pattern->nnz ? a->jy.pattern->nnz : 1) * sizeof *s->jy);
+  s->jyp = ct_alloc(ctx, (a->jyp.pattern->nnz ? a->jyp.pattern->nnz : 1) * sizeof *s->jyp);
+  s->yt0 = ct_alloc(ctx, n * sizeof *s->yt0);
+  s->ypt0 = ct_alloc(ctx, n * sizeof *s->ypt0);
+  if (!res->dJdp || !res->lambda0 || !res->lambdap0 || !res->dJdy0 || !s->work ||
+      !s->vy || !s->vp || !s->jy || !s->jyp || !s->yt0 || !s->ypt0)
+    return CT_ERR_NOMEM;
+  return CT_OK;
+}
+
+/* Frees the solve's buffers and SUNDIALS objects. */
+static void release(arun *s) {
+  ct_context *ctx = s->ctx;
+  if (s->LSB) SUNLinSolFree(s->LSB);
+  if (s->AB) SUNMatDestroy(s->AB);
+  N_Vector v[] = {s->q, s->yB, s->ypB, s->qB, s->yT, s->ypT, s->id};
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+    if (v[i]) N_VDestroy(v[i]);
+  ct_free(ctx, s->work);
+  ct_free(ctx, s->vy);
+  ct_free(ctx, s->vp);
+  ct_free(ctx, s->jy);
+  ct_free(ctx, s->jyp);
+  ct_free(ctx, s->yt0);
+  ct_free(ctx, s->ypt0);
+}
+
+/* Runs the forward phase with the adjoint hooks (the backward phase runs in
+ * the finish hook) and reports either phase's failure (see dae.h). */
+int ct_dae_asa_solve(ct_context *ctx, const ct_dae_asa *a, const double *p,
+                     const double *y0, const double *yp0, double t0, double T,
+                     const ct_dae_asa_options *opts, ct_dae_asa_result **out) {
+  if (!out) return CT_ERROR(ctx, CT_ERR_ARG, "ct_dae_asa_solve needs an output pointer");
+  *out = NULL;
+  if (!a) return CT_ERROR(ctx, CT_ERR_ARG, "no adjoint problem (asa is NULL)");
+  ct_dae_asa_options o = opts ? *opts : ct_dae_asa_default_options();
+  CT_CHECK(ctx, check_options(ctx, a, &o, p, t0, T));
+  ct_dae_asa_result *res = ct_calloc(ctx, 1, sizeof *res);
+  if (!res) return ct_error_trace(ctx, CT_ERR_NOMEM, __FILE__, __LINE__, __func__);
+  arun s;
+  memset(&s, 0, sizeof s);
+  s.ctx = ctx;
+  s.a = a;
+  s.o = &o;
+  s.p = p;
+  s.t0 = t0;
+  s.T = T;
+  s.res = res;
+  s.one = 1.0;
+  s.which = -1;
+  int rc = allocate(ctx, a, &s, res);
+  if (rc == CT_OK) {
+    const double tout[2] = {t0, T};
+    ct_dae_hooks h = {setup_hook, output_hook, finish_hook, &s, advance_f};
+    rc = ct_dae_solve_hooked(ctx, a->dae, p, y0, yp0, tout, 2, &o.dae, &h, &res->dae);
+    if (rc == CT_ERR_SOLVER) {
+      if (snprintf(res->message, sizeof res->message, "forward phase: %s",
+                   res->dae ? res->dae->message : "") < 0)
+        res->message[0] = '\0';
+      rc = CT_ERROR(ctx, CT_ERR_SOLVER, "%s", res->message);
+    } else if (rc == CT_OK && s.rc < 0) {
+      rc = s.rc; /* the backward phase's failure */
+    }
+  }
+  release(&s);
+  if (rc < 0 && rc != CT_ERR_SOLVER) {
+    ct_dae_asa_result_free(ctx, res);
+    return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);
+  }
+  res->status = rc;
+  *out = res; /* a solver failure keeps what was computed */
+  return rc < 0 ? ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__) : CT_OK;
+}
+
+/* Frees the result and everything in it. NULL is a no-op. */
+void ct_dae_asa_result_free(ct_context *ctx, ct_dae_asa_result *res) {
+  if (!res) return;
+  ct_dae_result_free(ctx, res->dae);
+  ct_free(ctx, res->dJdp);
+  ct_free(ctx, res->lambda0);
+  ct_free(ctx, res->lambdap0);
+  ct_free(ctx, res->dJdy0);
+  ct_free(ctx, res);
+}
