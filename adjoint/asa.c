@@ -14,6 +14,7 @@
 
 #include "../solvers/ode_internal.h"
 #include "cotangent/adjoint.h"
+#include "objective.h"
 
 /* A model or objective function turned into its VJP (one seed, with
  * respect to its inputs y and p where present), with the positions of its
@@ -40,8 +41,8 @@ struct ct_asa {
 
 /* Checks that the objective term `f` has output `out` of size 1 and only
  * inputs t (1), y (n), p (np). */
-static int check_objective(ct_context *ctx, const ct_fun *f, const char *what,
-                           const char *out, size_t n, size_t np) {
+int ct_objective_check(ct_context *ctx, const ct_fun *f, const char *what,
+                       const char *out, size_t n, size_t np) {
   long o = ct_fun_out_index(f, out);
   if (o < 0)
     return CT_ERROR(ctx, CT_ERR_ARG, "the %s has no output '%s'", what, out);
@@ -103,10 +104,10 @@ static size_t work_of(const ct_fun *f) { return f ? ct_fun_work_size(f) : 1; }
 static int asa_fill(ct_context *ctx, ct_asa *a, const ct_fun *g, const ct_fun *phi,
                     const ct_fun *h) {
   const ct_ode *m = a->ode;
-  if (g) CT_CHECK(ctx, check_objective(ctx, g, "integral objective g", "g", a->n, a->np));
+  if (g) CT_CHECK(ctx, ct_objective_check(ctx, g, "integral objective g", "g", a->n, a->np));
   if (phi)
-    CT_CHECK(ctx, check_objective(ctx, phi, "final-time objective phi", "phi", a->n, a->np));
-  if (h) CT_CHECK(ctx, check_objective(ctx, h, "observation objective h", "h", a->n, a->np));
+    CT_CHECK(ctx, ct_objective_check(ctx, phi, "final-time objective phi", "phi", a->n, a->np));
+  if (h) CT_CHECK(ctx, ct_objective_check(ctx, h, "observation objective h", "h", a->n, a->np));
   CT_CHECK(ctx, build_vjp(ctx, m->rhs.f, "f", 0, &a->rhs));
   if (g) CT_CHECK(ctx, build_vjp(ctx, g, "g", 1, &a->g));
   if (phi) CT_CHECK(ctx, build_vjp(ctx, phi, "phi", 1, &a->phi));

@@ -16,6 +16,7 @@
 
 #include "../solvers/dae_internal.h"
 #include "cotangent/dae.h"
+#include "objective.h"
 
 /* A function turned into its one-seed VJP, with the positions of its
  * inputs and outputs; -1 where absent. */
@@ -46,28 +47,6 @@ struct ct_dae_asa {
 };
 
 /* ---- Building ------------------------------------------------------------------ */
-
-/* Checks that g has output "g" of size 1 and only inputs t (1), y (n),
- * p (np). */
-static int check_objective(ct_context *ctx, const ct_fun *f, size_t n, size_t np) {
-  long o = ct_fun_out_index(f, "g");
-  if (o < 0) return CT_ERROR(ctx, CT_ERR_ARG, "the integral objective has no output 'g'");
-  if (ct_fun_out_size(f, (size_t)o) != 1)
-    return CT_ERROR(ctx, CT_ERR_ARG, "output 'g' of the integral objective has %zu "
-                    "components, expected 1", ct_fun_out_size(f, (size_t)o));
-  for (size_t i = 0; i < ct_fun_n_in(f); i++) {
-    const char *name = ct_fun_in_name(f, i);
-    int known = !strcmp(name, "t") || !strcmp(name, "y") || !strcmp(name, "p");
-    size_t want = !strcmp(name, "t") ? 1 : !strcmp(name, "y") ? n : np;
-    if (!known)
-      return CT_ERROR(ctx, CT_ERR_ARG, "input '%s' of the integral objective is not "
-                      "one of t, y, p", name);
-    if (ct_fun_in_size(f, i) != want)
-      return CT_ERROR(ctx, CT_ERR_ARG, "input '%s' of the integral objective has %zu "
-                      "components, expected %zu", name, ct_fun_in_size(f, i), want);
-  }
-  return CT_OK;
-}
 
 /* The one-seed VJP of f's output `out` with respect to those of `wrt`
  * (NULL-terminated) that f has, keeping the value when keep_value. */
@@ -143,7 +122,7 @@ static int require_constant_mass(ct_context *ctx, const jac_fun *jyp) {
  * adjoint component types. */
 static int asa_fill(ct_context *ctx, ct_dae_asa *a, const ct_fun *g) {
   const ct_fun *F = ct_dae_res_fun(a->dae);
-  CT_CHECK(ctx, check_objective(ctx, g, a->n, a->np));
+  CT_CHECK(ctx, ct_objective_check(ctx, g, "integral objective", "g", a->n, a->np));
   const char *wy[] = {"y", "p", NULL}, *wyp[] = {"yp", NULL}, *wp[] = {"p", NULL};
   CT_CHECK(ctx, build_vjp(ctx, F, "F", 0, wy, &a->fy));
   CT_CHECK(ctx, build_vjp(ctx, F, "F", 0, wyp, &a->fyp));

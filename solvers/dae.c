@@ -16,6 +16,7 @@
 #include <sunmatrix/sunmatrix_dense.h>
 #include <sunmatrix/sunmatrix_sparse.h>
 
+#include "model_io.h"
 #include "cotangent/dae.h"
 #include "dae_internal.h"
 
@@ -78,35 +79,6 @@ static int bind(ct_context *ctx, ct_fun *f, bound *b) {
   return CT_OK;
 }
 
-/* Checks that input `name` of f, if present, has n components; a missing
- * one is an error only when required. */
-static int check_input(ct_context *ctx, const ct_fun *f, const char *what,
-                       const char *name, size_t n, int required) {
-  long i = ct_fun_in_index(f, name);
-  if (i < 0) {
-    if (!required) return CT_OK;
-    return CT_ERROR(ctx, CT_ERR_ARG, "the %s function has no input '%s'", what, name);
-  }
-  if (ct_fun_in_size(f, (size_t)i) != n)
-    return CT_ERROR(ctx, CT_ERR_ARG, "input '%s' of the %s function has %zu "
-                    "components, expected %zu", name, what,
-                    ct_fun_in_size(f, (size_t)i), n);
-  return CT_OK;
-}
-
-/* Checks that output `name` of f exists with n components. */
-static int check_output(ct_context *ctx, const ct_fun *f, const char *what,
-                        const char *name, size_t n) {
-  long i = ct_fun_out_index(f, name);
-  if (i < 0)
-    return CT_ERROR(ctx, CT_ERR_ARG, "the %s function has no output '%s'", what, name);
-  if (ct_fun_out_size(f, (size_t)i) != n)
-    return CT_ERROR(ctx, CT_ERR_ARG, "output '%s' of the %s function has %zu "
-                    "components, expected %zu", name, what,
-                    ct_fun_out_size(f, (size_t)i), n);
-  return CT_OK;
-}
-
 /* A private copy of f with only the outputs `names` (NULL-terminated). */
 static int own(ct_context *ctx, const ct_fun *f, const char *const *names,
                bound *b) {
@@ -158,21 +130,21 @@ static int dae_fill(ct_context *ctx, ct_dae *m, const ct_fun *res,
   if (ct_fun_in_index(res, "y") < 0)
     return CT_ERROR(ctx, CT_ERR_ARG, "the residual function has no input 'y'");
   m->n = ct_fun_in_size(res, (size_t)ct_fun_in_index(res, "y"));
-  CT_CHECK(ctx, check_input(ctx, res, "residual", "yp", m->n, 1));
-  CT_CHECK(ctx, check_input(ctx, res, "residual", "t", 1, 0));
-  CT_CHECK(ctx, check_output(ctx, res, "residual", "F", m->n));
+  CT_CHECK(ctx, ct_model_check_input(ctx, res, "residual", "yp", m->n, 1));
+  CT_CHECK(ctx, ct_model_check_input(ctx, res, "residual", "t", 1, 0));
+  CT_CHECK(ctx, ct_model_check_output(ctx, res, "residual", "F", m->n));
   const char *out_f[] = {"F", NULL};
   CT_CHECK(ctx, own(ctx, res, out_f, &m->res));
   m->np = m->res.p < 0 ? 0 : ct_fun_in_size(m->res.f, (size_t)m->res.p);
   if (init) {
-    CT_CHECK(ctx, check_output(ctx, init, "initial value", "y0", m->n));
+    CT_CHECK(ctx, ct_model_check_output(ctx, init, "initial value", "y0", m->n));
     int has_yp0 = ct_fun_out_index(init, "yp0") >= 0;
-    if (has_yp0) CT_CHECK(ctx, check_output(ctx, init, "initial value", "yp0", m->n));
+    if (has_yp0) CT_CHECK(ctx, ct_model_check_output(ctx, init, "initial value", "yp0", m->n));
     const char *outs[] = {"y0", has_yp0 ? "yp0" : NULL, NULL};
     CT_CHECK(ctx, own(ctx, init, outs, &m->init));
     if (m->init.t >= 0 || m->init.y >= 0 || m->init.yp >= 0)
       return CT_ERROR(ctx, CT_ERR_ARG, "the initial value function may only take 'p'");
-    CT_CHECK(ctx, check_input(ctx, m->init.f, "initial value", "p", m->np, 0));
+    CT_CHECK(ctx, ct_model_check_input(ctx, m->init.f, "initial value", "p", m->np, 0));
     m->init_y0 = ct_fun_out_index(m->init.f, "y0");
     m->init_yp0 = ct_fun_out_index(m->init.f, "yp0");
   }
@@ -181,10 +153,10 @@ static int dae_fill(ct_context *ctx, ct_dae *m, const ct_fun *res,
       return CT_ERROR(ctx, CT_ERR_ARG, "the root function has no output 'g'");
     const char *out_g[] = {"g", NULL};
     CT_CHECK(ctx, own(ctx, roots, out_g, &m->roots));
-    CT_CHECK(ctx, check_input(ctx, m->roots.f, "root", "y", m->n, 0));
-    CT_CHECK(ctx, check_input(ctx, m->roots.f, "root", "yp", m->n, 0));
-    CT_CHECK(ctx, check_input(ctx, m->roots.f, "root", "t", 1, 0));
-    CT_CHECK(ctx, check_input(ctx, m->roots.f, "root", "p", m->np, 0));
+    CT_CHECK(ctx, ct_model_check_input(ctx, m->roots.f, "root", "y", m->n, 0));
+    CT_CHECK(ctx, ct_model_check_input(ctx, m->roots.f, "root", "yp", m->n, 0));
+    CT_CHECK(ctx, ct_model_check_input(ctx, m->roots.f, "root", "t", 1, 0));
+    CT_CHECK(ctx, ct_model_check_input(ctx, m->roots.f, "root", "p", m->np, 0));
     m->nroots = ct_fun_out_size(m->roots.f, 0);
   }
   const char *wrt_y[] = {"y", NULL}, *wrt_yp[] = {"yp", NULL};

@@ -22,6 +22,7 @@
 #include <sunmatrix/sunmatrix_sparse.h>
 #include <sunnonlinsol/sunnonlinsol_fixedpoint.h>
 
+#include "model_io.h"
 #include "cotangent/ode.h"
 #include "ode_internal.h"
 
@@ -40,21 +41,6 @@ static int bind(ct_context *ctx, ct_fun *f, ct_bound_fun *b) {
       return CT_ERROR(ctx, CT_ERR_ARG,
                       "model function input '%s' is not one of t, y, p", name);
   }
-  return CT_OK;
-}
-
-/* Checks that input `name` of f, if present, has size n (or is required). */
-static int check_input(ct_context *ctx, const ct_fun *f, const char *what,
-                       const char *name, size_t n, int required) {
-  long i = ct_fun_in_index(f, name);
-  if (i < 0) {
-    if (!required) return CT_OK;
-    return CT_ERROR(ctx, CT_ERR_ARG, "the %s function has no input '%s'", what, name);
-  }
-  if (ct_fun_in_size(f, (size_t)i) != n)
-    return CT_ERROR(ctx, CT_ERR_ARG, "input '%s' of the %s function has %zu "
-                    "components, expected %zu", name, what,
-                    ct_fun_in_size(f, (size_t)i), n);
   return CT_OK;
 }
 
@@ -100,11 +86,11 @@ static int ode_fill(ct_context *ctx, ct_ode *m, const ct_fun *rhs,
   if (ct_fun_out_size(m->rhs.f, 0) != m->n)
     return CT_ERROR(ctx, CT_ERR_ARG, "output 'f' has %zu components but 'y' has %zu",
                     ct_fun_out_size(m->rhs.f, 0), m->n);
-  CT_CHECK(ctx, check_input(ctx, m->rhs.f, "right-hand side", "t", 1, 0));
+  CT_CHECK(ctx, ct_model_check_input(ctx, m->rhs.f, "right-hand side", "t", 1, 0));
   if (y0) {
     CT_CHECK(ctx, own_output(ctx, y0, "initial value", "y0", &m->y0.f));
     CT_CHECK(ctx, bind(ctx, m->y0.f, &m->y0));
-    CT_CHECK(ctx, check_input(ctx, m->y0.f, "initial value", "p", m->np, 0));
+    CT_CHECK(ctx, ct_model_check_input(ctx, m->y0.f, "initial value", "p", m->np, 0));
     if (ct_fun_out_size(m->y0.f, 0) != m->n)
       return CT_ERROR(ctx, CT_ERR_ARG, "output 'y0' has %zu components, expected %zu",
                       ct_fun_out_size(m->y0.f, 0), m->n);
@@ -112,8 +98,8 @@ static int ode_fill(ct_context *ctx, ct_ode *m, const ct_fun *rhs,
   if (roots) {
     CT_CHECK(ctx, own_output(ctx, roots, "root", "g", &m->roots.f));
     CT_CHECK(ctx, bind(ctx, m->roots.f, &m->roots));
-    CT_CHECK(ctx, check_input(ctx, m->roots.f, "root", "y", m->n, 0));
-    CT_CHECK(ctx, check_input(ctx, m->roots.f, "root", "p", m->np, 0));
+    CT_CHECK(ctx, ct_model_check_input(ctx, m->roots.f, "root", "y", m->n, 0));
+    CT_CHECK(ctx, ct_model_check_input(ctx, m->roots.f, "root", "p", m->np, 0));
     m->nroots = ct_fun_out_size(m->roots.f, 0);
   }
   const char *wrt_y[] = {"y", NULL};
