@@ -19,63 +19,27 @@
 #include "cotangent/adjoint.h"
 #include "cotangent/sensitivity.h"
 #include "ct_test.h"
+#include "ct_models.h"
 
 /* ---- Models ------------------------------------------------------------------ */
-
-static ct_fun *finish(ct_graph *g) {
-  ct_fun *f = NULL;
-  int rc = ct_graph_finalize(g, &f);
-  ct_graph_free(g);
-  if (rc != CT_OK) fail_msg("tracing failed: %d", rc);
-  return f;
-}
-
-/* Robertson in the arithmetic order of cvsRoberts_ASAi_dns's f:
- * yd1 = -p1*y1 + p2*y2*y3, yd3 = p3*y2*y2, yd2 = -yd1 - yd3. */
-static ct_fun *robertson_rhs(ct_context *ctx) {
-  ct_graph *g = ct_graph_new(ctx);
-  ct_var y[3], p[3], f[3];
-  ct_graph_input(g, "y", 3, NULL, y);
-  ct_graph_input(g, "p", 3, NULL, p);
-  f[0] = ct_add(ct_mul(ct_neg(p[0]), y[0]), ct_mul(ct_mul(p[1], y[1]), y[2]));
-  f[2] = ct_mul(ct_mul(p[2], y[1]), y[1]);
-  f[1] = ct_sub(ct_neg(f[0]), f[2]);
-  ct_graph_output(g, "f", 3, f);
-  return finish(g);
-}
-
-/* The example's objective integrand g = y3. */
-static ct_fun *robertson_g(ct_context *ctx) {
-  ct_graph *g = ct_graph_new(ctx);
-  ct_var y[3];
-  ct_graph_input(g, "y", 3, NULL, y);
-  ct_graph_output(g, "g", 1, &y[2]);
-  return finish(g);
-}
-
-/* Lotka–Volterra, p = (a, b, c, d): x' = a x - b x y, y' = d x y - c y;
- * with `aug`, a third state q' = g(y, p) of lv_g below (for differences of
- * the integral objective through ct_ode_solve). */
-static void lv_terms(ct_var *u, ct_var *p, ct_var *f) {
-  ct_var xy = ct_mul(u[0], u[1]);
-  f[0] = ct_sub(ct_mul(p[0], u[0]), ct_mul(p[1], xy));
-  f[1] = ct_sub(ct_mul(p[3], xy), ct_mul(p[2], u[1]));
-}
 
 /* The integrand g = x^2 + b y (depends on y and p). */
 static ct_var lv_integrand(ct_var *u, ct_var *p) {
   return ct_add(ct_sqr(u[0]), ct_mul(p[1], u[1]));
 }
 
+/* Lotka–Volterra, p = (a, b, c, d): x' = a x - b x y, y' = d x y - c y;
+ * with `aug`, a third state q' = g(y, p) of lv_g below (for differences of
+ * the integral objective through ct_ode_solve). */
 static ct_fun *lotka_volterra(ct_context *ctx, int aug) {
   ct_graph *g = ct_graph_new(ctx);
   ct_var u[3], p[4], f[3];
   ct_graph_input(g, "y", aug ? 3 : 2, NULL, u);
   ct_graph_input(g, "p", 4, NULL, p);
-  lv_terms(u, p, f);
+  ct_lotka_volterra_terms(u, p, f);
   if (aug) f[2] = lv_integrand(u, p);
   ct_graph_output(g, "f", aug ? 3 : 2, f);
-  return finish(g);
+  return ct_test_finish(g);
 }
 
 static ct_fun *lv_g(ct_context *ctx) {
@@ -86,7 +50,7 @@ static ct_fun *lv_g(ct_context *ctx) {
   ct_graph_input(g, "p", 4, NULL, p);
   ct_var v = lv_integrand(u, p);
   ct_graph_output(g, "g", 1, &v);
-  return finish(g);
+  return ct_test_finish(g);
 }
 
 /* phi = y[k] (k < 2), or with k = 2: phi = x y + c x (depends on p). */
@@ -97,7 +61,7 @@ static ct_fun *lv_phi(ct_context *ctx, int k) {
   ct_graph_input(g, "p", 4, NULL, p);
   ct_var v = k < 2 ? u[k] : ct_add(ct_mul(u[0], u[1]), ct_mul(p[2], u[0]));
   ct_graph_output(g, "phi", 1, &v);
-  return finish(g);
+  return ct_test_finish(g);
 }
 
 static ct_ode *new_model(ct_context *ctx, ct_fun *rhs, ct_fun *y0) {
@@ -127,8 +91,8 @@ static void expect_printed(const char *what, double v, const char *ref) {
  * control, rtol/atol 1e-6), 150 steps between checkpoints, Hermite; backward
  * from tB0 with rtol 1e-6, atol 1e-8, quadrature atol 1e-6. */
 static ct_asa_result *run_example(ct_context *ctx, double tB0) {
-  ct_ode *m = new_model(ctx, robertson_rhs(ctx), NULL);
-  ct_fun *g = robertson_g(ctx);
+  ct_ode *m = new_model(ctx, ct_robertson_rhs_p(ctx), NULL);
+  ct_fun *g = ct_robertson_g(ctx);
   ct_asa *a = NULL;
   assert_int_equal(ct_asa_new(ctx, m, g, NULL, &a), CT_OK);
   ct_fun_free(g);
@@ -366,7 +330,7 @@ static ct_fun *lv_y0_fun(ct_context *ctx) {
   v[0] = ct_add(ct_mulc(ct_mul(p[0], p[2]), 0.5), p[3]);
   v[1] = ct_add(p[1], ct_sqr(p[3]));
   ct_graph_output(g, "y0", 2, v);
-  return finish(g);
+  return ct_test_finish(g);
 }
 
 /* A model with y0(p): dJ/dp includes (dy0/dp)^T lambda(t0); against central
@@ -417,10 +381,10 @@ static ct_fun *lv_nan_after_2(ct_context *ctx) {
   ct_graph_input(g, "t", 1, NULL, &t);
   ct_graph_input(g, "y", 2, NULL, u);
   ct_graph_input(g, "p", 4, NULL, p);
-  lv_terms(u, p, f);
+  ct_lotka_volterra_terms(u, p, f);
   f[0] = ct_add(f[0], ct_mulc(ct_sqrt(ct_addc(ct_neg(t), 2.0)), 1e-3));
   ct_graph_output(g, "f", 2, f);
-  return finish(g);
+  return ct_test_finish(g);
 }
 
 /* g = x^2 + sqrt(x max(t - 2, 0)): finite everywhere, but its derivative
@@ -433,7 +397,7 @@ static ct_fun *lv_g_bad_gradient(ct_context *ctx) {
   ct_var z = ct_mul(u[0], ct_max(ct_addc(t, -2.0), ct_const(g, 0.0)));
   ct_var v = ct_add(ct_sqr(u[0]), ct_sqrt(z));
   ct_graph_output(g, "g", 1, &v);
-  return finish(g);
+  return ct_test_finish(g);
 }
 
 /* Solves a failing problem: CT_ERR_SOLVER with the result, its message
@@ -578,7 +542,7 @@ static ct_fun *objective_named(ct_context *ctx, const char *name, size_t size) {
   ct_var u[2];
   ct_graph_input(g, "y", 2, NULL, u);
   ct_graph_output(g, name, size, u);
-  return finish(g);
+  return ct_test_finish(g);
 }
 
 static void test_bad_arguments(void **state) {
@@ -632,7 +596,7 @@ static ct_fun *lv_h(ct_context *ctx) {
   ct_var e = ct_sub(u[0], ct_addc(ct_mulc(ct_sin(t), 0.5), 1.0));
   ct_var v = ct_add(ct_sqr(e), ct_mulc(ct_mul(p[0], u[1]), 0.1));
   ct_graph_output(g, "h", 1, &v);
-  return finish(g);
+  return ct_test_finish(g);
 }
 
 static const double obs_with_T[5] = {0.7, 1.9, 3.1, 4.2, 5.0};
@@ -820,7 +784,7 @@ static int build_and_solve(ct_context *ctx, void *ud) {
   ct_var u[2], p[4], f[2];
   ct_graph_input(gr, "y", 2, NULL, u);
   ct_graph_input(gr, "p", 4, NULL, p);
-  lv_terms(u, p, f);
+  ct_lotka_volterra_terms(u, p, f);
   ct_graph_output(gr, "f", 2, f);
   ct_fun *rhs = NULL, *g = NULL, *phi = NULL;
   int rc = ct_graph_finalize(gr, &rhs);

@@ -16,14 +16,7 @@
 
 #include "cotangent/dae.h"
 #include "ct_test.h"
-
-static ct_fun *finish(ct_graph *g) {
-  ct_fun *f = NULL;
-  int rc = ct_graph_finalize(g, &f);
-  ct_graph_free(g);
-  if (rc != CT_OK) fail_msg("tracing failed: %d", rc);
-  return f;
-}
+#include "ct_models.h"
 
 /* Robertson in the arithmetic order of idasRoberts_ASAi_dns's res:
  * r0 = p1 y1 - p2 y2 y3; r1 = -r0 + p3 y2 y2 + yp2; r0 += yp1;
@@ -39,15 +32,7 @@ static ct_fun *robertson_res(ct_context *ctx) {
   r[0] = ct_add(r0, yp[0]);
   r[2] = ct_addc(ct_add(ct_add(y[0], y[1]), y[2]), -1.0);
   ct_graph_output(g, "F", 3, r);
-  return finish(g);
-}
-
-static ct_fun *robertson_g(ct_context *ctx) {
-  ct_graph *g = ct_graph_new(ctx);
-  ct_var y[3];
-  ct_graph_input(g, "y", 3, NULL, y);
-  ct_graph_output(g, "g", 1, &y[2]);
-  return finish(g);
+  return ct_test_finish(g);
 }
 
 /* v printed "%.4e" as the example prints it equals ref; with `loose`, v
@@ -64,7 +49,7 @@ static void expect_printed(const char *what, double v, const char *ref, int loos
 static void roberts_run(double T, const char *G, const char *const dG[3],
                         const char *const lam[3], int loose) {
   ct_context *ctx = ct_context_new(NULL);
-  ct_fun *res = robertson_res(ctx), *g = robertson_g(ctx);
+  ct_fun *res = robertson_res(ctx), *g = ct_robertson_g(ctx);
   ct_dae *dae = NULL;
   assert_int_equal(ct_dae_new(ctx, res, NULL, NULL, &dae), CT_OK);
   ct_dae_asa *asa = NULL;
@@ -128,7 +113,7 @@ static ct_fun *small_res(ct_context *ctx) {
   r[0] = ct_sub(ct_add(yp[0], ct_mul(p[0], y[0])), ct_mul(p[2], y[1]));
   r[1] = ct_sub(y[1], ct_mul(p[1], ct_sqr(y[0])));
   ct_graph_output(g, "F", 2, r);
-  return finish(g);
+  return ct_test_finish(g);
 }
 
 static ct_fun *small_init(ct_context *ctx) {
@@ -138,7 +123,7 @@ static ct_fun *small_init(ct_context *ctx) {
   y[0] = ct_addc(p[2], 1.0);
   y[1] = ct_mul(p[1], ct_sqr(y[0]));
   ct_graph_output(g, "y0", 2, y);
-  return finish(g);
+  return ct_test_finish(g);
 }
 
 static ct_fun *small_g(ct_context *ctx) {
@@ -149,7 +134,7 @@ static ct_fun *small_g(ct_context *ctx) {
   ct_graph_input(g, "p", 3, NULL, p);
   ct_var v = ct_add(ct_add(ct_sqr(y[0]), ct_mul(p[1], y[1])), t);
   ct_graph_output(g, "g", 1, &v);
-  return finish(g);
+  return ct_test_finish(g);
 }
 
 typedef struct small {
@@ -230,14 +215,14 @@ static void test_bad_arguments(void **state) {
   ct_var y[2];
   ct_graph_input(b, "y", 2, NULL, y);
   ct_graph_output(b, "h", 1, &y[0]);
-  ct_fun *bad = finish(b);
+  ct_fun *bad = ct_test_finish(b);
   assert_int_equal(ct_dae_asa_new(ctx, s.dae, bad, &a), CT_ERR_ARG);
   assert_non_null(strstr(ct_errmsg(ctx), "'g'"));
   ct_fun_free(bad);
   b = ct_graph_new(ctx); /* y of the wrong size */
   ct_graph_input(b, "y", 1, NULL, y);
   ct_graph_output(b, "g", 1, &y[0]);
-  bad = finish(b);
+  bad = ct_test_finish(b);
   assert_int_equal(ct_dae_asa_new(ctx, s.dae, bad, &a), CT_ERR_ARG);
   ct_fun_free(bad);
   assert_null(a);
@@ -326,11 +311,11 @@ static void test_nonconstant_mass_refused(void **state) {
   ct_graph_input(g, "yp", 1, NULL, &yp);
   ct_var r = ct_add(ct_mul(y, yp), y);
   ct_graph_output(g, "F", 1, &r);
-  ct_fun *res = finish(g);
+  ct_fun *res = ct_test_finish(g);
   g = ct_graph_new(ctx);
   ct_graph_input(g, "y", 1, NULL, &y);
   ct_graph_output(g, "g", 1, &y);
-  ct_fun *obj = finish(g);
+  ct_fun *obj = ct_test_finish(g);
   ct_dae *dae = NULL;
   assert_int_equal(ct_dae_new(ctx, res, NULL, NULL, &dae), CT_OK);
   ct_dae_asa *asa = NULL;

@@ -15,6 +15,7 @@
 #include "cotangent/adjoint.h"
 #include "cotangent/sensitivity.h"
 #include "ct_test.h"
+#include "ct_models.h"
 
 /* J(p) = Σ p_j^2 sin(p_j) + p_0 p_1 exp(p_2 / 4). */
 static int objective(ct_context *ctx, const double *p, void *ud, double *value) {
@@ -81,37 +82,22 @@ static void test_wrong_component_is_worst(void **state) {
 
 /* ---- An adjoint problem ------------------------------------------------------ */
 
-static ct_fun *finish(ct_graph *g) {
-  ct_fun *f = NULL;
-  int rc = ct_graph_finalize(g, &f);
-  ct_graph_free(g);
-  if (rc != CT_OK) fail_msg("tracing failed: %d", rc);
-  return f;
-}
-
 /* Lotka-Volterra with J = ∫ (u - 1)^2 v dt + u(T) v(T). */
 static void test_adjoint_gradient_checks(void **state) {
   (void)state;
   ct_context *ctx = ct_context_new(NULL);
+  ct_fun *rhs = ct_lotka_volterra(ctx);
   ct_graph *gr = ct_graph_new(ctx);
-  ct_var y[2], p[4];
-  ct_graph_input(gr, "y", 2, NULL, y);
-  ct_graph_input(gr, "p", 4, NULL, p);
-  ct_var uv = ct_mul(y[0], y[1]);
-  ct_var f[2] = {ct_sub(ct_mul(p[0], y[0]), ct_mul(p[1], uv)),
-                 ct_sub(ct_mul(p[3], uv), ct_mul(p[2], y[1]))};
-  ct_graph_output(gr, "f", 2, f);
-  ct_fun *rhs = finish(gr);
-  gr = ct_graph_new(ctx);
+  ct_var y[2];
   ct_graph_input(gr, "y", 2, NULL, y);
   ct_var gv = ct_mul(ct_sqr(ct_addc(y[0], -1)), y[1]);
   ct_graph_output(gr, "g", 1, &gv);
-  ct_fun *g = finish(gr);
+  ct_fun *g = ct_test_finish(gr);
   gr = ct_graph_new(ctx);
   ct_graph_input(gr, "y", 2, NULL, y);
   ct_var phi = ct_mul(y[0], y[1]);
   ct_graph_output(gr, "phi", 1, &phi);
-  ct_fun *fphi = finish(gr);
+  ct_fun *fphi = ct_test_finish(gr);
   ct_ode *ode = NULL;
   ct_asa *asa = NULL;
   assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);

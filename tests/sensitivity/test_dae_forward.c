@@ -15,18 +15,7 @@
 
 #include "cotangent/dae.h"
 #include "ct_test.h"
-
-#ifndef CT_SUNDIALS_EXAMPLES
-#define CT_SUNDIALS_EXAMPLES "/usr/share/doc/libsundials-dev/examples"
-#endif
-
-static ct_fun *finish(ct_graph *g) {
-  ct_fun *f = NULL;
-  int rc = ct_graph_finalize(g, &f);
-  ct_graph_free(g);
-  if (rc != CT_OK) fail_msg("tracing failed: %d", rc);
-  return f;
-}
+#include "ct_models.h"
 
 /* idasRoberts_FSA_dns' res, in its arithmetic order:
  * F1 = yp1 + p1*y1 - p2*y2*y3; F2 = yp2 - p1*y1 + p2*y2*y3 + p3*y2*y2;
@@ -42,7 +31,7 @@ static ct_fun *roberts_p(ct_context *ctx) {
   r[1] = ct_add(ct_add(ct_sub(yp[1], p1y1), p2y2y3), ct_mul(ct_mul(p[2], y[1]), y[1]));
   r[2] = ct_addc(ct_add(ct_add(y[0], y[1]), y[2]), -1.0);
   ct_graph_output(g, "F", 3, r);
-  return finish(g);
+  return ct_test_finish(g);
 }
 
 static const double rob_p[3] = {0.04, 1.0e4, 3.0e7};
@@ -269,7 +258,7 @@ static void test_bad_arguments(void **state) {
   ct_graph_input(g, "yp", 1, NULL, yp);
   ct_var F = ct_add(yp[0], y[0]);
   ct_graph_output(g, "F", 1, &F);
-  ct_fun *plain = finish(g);
+  ct_fun *plain = ct_test_finish(g);
   assert_int_equal(ct_dae_new(ctx, plain, NULL, NULL, &dae), CT_OK);
   assert_int_equal(ct_dae_fsa_new(ctx, dae, NULL, 0, &fsa), CT_ERR_ARG);
   assert_non_null(strstr(ct_errmsg(ctx), "no parameters"));

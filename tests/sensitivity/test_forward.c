@@ -19,48 +19,9 @@
 
 #include "cotangent/sensitivity.h"
 #include "ct_test.h"
-
-#ifndef CT_SUNDIALS_EXAMPLES
-#define CT_SUNDIALS_EXAMPLES "/usr/share/doc/libsundials-dev/examples"
-#endif
+#include "ct_models.h"
 
 /* ---- Models ------------------------------------------------------------------ */
-
-static ct_fun *finish(ct_graph *g) {
-  ct_fun *f = NULL;
-  int rc = ct_graph_finalize(g, &f);
-  ct_graph_free(g);
-  if (rc != CT_OK) fail_msg("tracing failed: %d", rc);
-  return f;
-}
-
-/* Robertson with p = (p1, p2, p3) as an input, in the arithmetic order of
- * cvsRoberts_FSA_dns's f: yd1 = -p1*y1 + p2*y2*y3, yd3 = p3*y2*y2,
- * yd2 = -yd1 - yd3. */
-static ct_fun *robertson_rhs(ct_context *ctx) {
-  ct_graph *g = ct_graph_new(ctx);
-  ct_var y[3], p[3], f[3];
-  ct_graph_input(g, "y", 3, NULL, y);
-  ct_graph_input(g, "p", 3, NULL, p);
-  f[0] = ct_add(ct_mul(ct_neg(p[0]), y[0]), ct_mul(ct_mul(p[1], y[1]), y[2]));
-  f[2] = ct_mul(ct_mul(p[2], y[1]), y[1]);
-  f[1] = ct_sub(ct_neg(f[0]), f[2]);
-  ct_graph_output(g, "f", 3, f);
-  return finish(g);
-}
-
-/* Lotka–Volterra, p = (a, b, c, d): x' = a x - b x y, y' = d x y - c y. */
-static ct_fun *lotka_volterra(ct_context *ctx) {
-  ct_graph *g = ct_graph_new(ctx);
-  ct_var u[2], p[4];
-  ct_graph_input(g, "y", 2, NULL, u);
-  ct_graph_input(g, "p", 4, NULL, p);
-  ct_var xy = ct_mul(u[0], u[1]);
-  ct_var f[2] = {ct_sub(ct_mul(p[0], u[0]), ct_mul(p[1], xy)),
-                 ct_sub(ct_mul(p[3], xy), ct_mul(p[2], u[1]))};
-  ct_graph_output(g, "f", 2, f);
-  return finish(g);
-}
 
 /* ---- SUNDIALS' cvsRoberts_FSA_dns ------------------------------------------------ */
 
@@ -334,7 +295,7 @@ static void add_stat(ref_out *r, const char *name, const char *format, ...) {
 static void run_example(ct_fsa_corrector corrector, ref_out *mine) {
   memset(mine, 0, sizeof *mine);
   ct_context *ctx = ct_context_new(NULL);
-  ct_fun *rhs = robertson_rhs(ctx);
+  ct_fun *rhs = ct_robertson_rhs_p(ctx);
   ct_ode *ode = NULL;
   ct_fsa *fsa = NULL;
   assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
@@ -569,7 +530,7 @@ static void expect_near_fd(const ct_fsa_result *res, const double *fd, size_t np
 static void test_lotka_volterra_against_differences(void **state) {
   (void)state;
   ct_context *ctx = ct_context_new(NULL);
-  ct_fun *rhs = lotka_volterra(ctx);
+  ct_fun *rhs = ct_lotka_volterra(ctx);
   ct_ode *ode = NULL;
   ct_fsa *fsa = NULL;
   assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
@@ -628,12 +589,12 @@ static void initial_value_model(ct_context *ctx, ct_fun **rhs, ct_fun **init) {
   ct_var f[2] = {ct_add(ct_neg(ct_mul(ct_mul(p[0], y[0]), y[1])), ct_sin(t)),
                  ct_sub(ct_mul(p[0], y[0]), ct_mul(p[1], y[1]))};
   ct_graph_output(g, "f", 2, f);
-  *rhs = finish(g);
+  *rhs = ct_test_finish(g);
   g = ct_graph_new(ctx);
   ct_graph_input(g, "p", 4, NULL, p);
   ct_var v[2] = {ct_sqr(p[2]), ct_mul(p[1], ct_exp(p[3]))};
   ct_graph_output(g, "y0", 2, v);
-  *init = finish(g);
+  *init = ct_test_finish(g);
 }
 
 /* Initial sensitivities from the JVP of y0(p), exactly, and the run
@@ -676,12 +637,12 @@ static ct_ode *decay_model(ct_context *ctx, double c) {
   ct_graph_input(g, "p", 2, NULL, p);
   ct_var f = ct_mul(ct_neg(p[0]), y);
   ct_graph_output(g, "f", 1, &f);
-  ct_fun *rhs = finish(g);
+  ct_fun *rhs = ct_test_finish(g);
   g = ct_graph_new(ctx);
   ct_graph_input(g, "p", 2, NULL, p);
   ct_var v = ct_addc(p[1], -c);
   ct_graph_output(g, "y0", 1, &v);
-  ct_fun *init = finish(g);
+  ct_fun *init = ct_test_finish(g);
   ct_ode *ode = NULL;
   assert_int_equal(ct_ode_new(ctx, rhs, init, NULL, &ode), CT_OK);
   ct_fun_free(rhs);
@@ -738,7 +699,7 @@ static void test_exact_and_normalised(void **state) {
 static void test_normalised_consistent(void **state) {
   (void)state;
   ct_context *ctx = ct_context_new(NULL);
-  ct_fun *rhs = robertson_rhs(ctx);
+  ct_fun *rhs = ct_robertson_rhs_p(ctx);
   ct_ode *ode = NULL;
   ct_fsa *fsa = NULL;
   assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
@@ -790,7 +751,7 @@ static void expect_columns(const ct_fsa_result *sub, const ct_fsa_result *all,
 static void test_parameter_subset(void **state) {
   (void)state;
   ct_context *ctx = ct_context_new(NULL);
-  ct_fun *rhs = lotka_volterra(ctx);
+  ct_fun *rhs = ct_lotka_volterra(ctx);
   ct_ode *ode = NULL;
   ct_fsa *all = NULL, *sub = NULL, *one = NULL;
   assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
@@ -855,14 +816,14 @@ static void test_parameter_subset(void **state) {
 static void test_stopping_root(void **state) {
   (void)state;
   ct_context *ctx = ct_context_new(NULL);
-  ct_fun *rhs = lotka_volterra(ctx);
+  ct_fun *rhs = ct_lotka_volterra(ctx);
   ct_graph *g = ct_graph_new(ctx);
   ct_var u[2], p[4];
   ct_graph_input(g, "y", 2, NULL, u);
   ct_graph_input(g, "p", 4, NULL, p);
   ct_var r = ct_addc(u[0], -2.5);
   ct_graph_output(g, "g", 1, &r);
-  ct_fun *roots = finish(g);
+  ct_fun *roots = ct_test_finish(g);
   ct_ode *with = NULL, *without = NULL;
   ct_fsa *fw = NULL, *fo = NULL;
   assert_int_equal(ct_ode_new(ctx, rhs, NULL, roots, &with), CT_OK);
@@ -911,7 +872,7 @@ static ct_ode *failing_model(ct_context *ctx, int kind) {
   ct_graph_input(g, "p", 1, NULL, &p);
   f = kind == 0 ? ct_mul(ct_mul(p, ct_sqrt(ct_subc(1.0, t))), y) : ct_mul(ct_neg(ct_sqrt(p)), y);
   ct_graph_output(g, "f", 1, &f);
-  ct_fun *rhs = finish(g);
+  ct_fun *rhs = ct_test_finish(g);
   ct_ode *ode = NULL;
   assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
   ct_fun_free(rhs);
@@ -980,7 +941,7 @@ static void test_bad_arguments(void **state) {
   ct_graph_input(g, "y", 1, NULL, &y);
   f = ct_neg(y);
   ct_graph_output(g, "f", 1, &f);
-  ct_fun *rhs = finish(g);
+  ct_fun *rhs = ct_test_finish(g);
   ct_ode *ode = NULL;
   ct_fsa *fsa = (ct_fsa *)1;
   assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
@@ -990,7 +951,7 @@ static void test_bad_arguments(void **state) {
   ct_fun_free(rhs);
   expect_arg_error(ctx, ct_fsa_new(ctx, NULL, NULL, 0, &fsa), "need a model");
 
-  rhs = lotka_volterra(ctx);
+  rhs = ct_lotka_volterra(ctx);
   assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
   const size_t out_of_range[2] = {0, 4}, twice[3] = {1, 2, 1};
   expect_arg_error(ctx, ct_fsa_new(ctx, ode, out_of_range, 2, &fsa),
@@ -1064,7 +1025,7 @@ static void *solve_worker(void *ud) {
 static void test_threads(void **state) {
   (void)state;
   ct_context *ctx = ct_context_new(NULL);
-  ct_fun *rhs = lotka_volterra(ctx);
+  ct_fun *rhs = ct_lotka_volterra(ctx);
   ct_ode *ode = NULL;
   ct_fsa *fsa = NULL;
   assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);

@@ -16,50 +16,9 @@
 
 #include "cotangent/ode.h"
 #include "ct_test.h"
+#include "ct_models.h"
 
 /* ---- Models ------------------------------------------------------------------ */
-
-static ct_fun *finish(ct_graph *g) {
-  ct_fun *f = NULL;
-  int rc = ct_graph_finalize(g, &f);
-  ct_graph_free(g);
-  if (rc != CT_OK) fail_msg("tracing failed: %d", rc);
-  return f;
-}
-
-/* Lotka-Volterra: u' = a u - b u v, v' = d u v - c v. */
-static ct_fun *lotka_volterra(ct_context *ctx) {
-  ct_graph *g = ct_graph_new(ctx);
-  ct_var y[2], p[4];
-  ct_graph_input(g, "y", 2, NULL, y);
-  ct_graph_input(g, "p", 4, NULL, p);
-  ct_var uv = ct_mul(y[0], y[1]);
-  ct_var f[2] = {ct_sub(ct_mul(p[0], y[0]), ct_mul(p[1], uv)),
-                 ct_sub(ct_mul(p[3], uv), ct_mul(p[2], y[1]))};
-  ct_graph_output(g, "f", 2, f);
-  return finish(g);
-}
-
-static ct_fun *robertson_rhs(ct_context *ctx) {
-  ct_graph *g = ct_graph_new(ctx);
-  ct_var y[3], f[3];
-  ct_graph_input(g, "y", 3, NULL, y);
-  f[0] = ct_add(ct_mulc(y[0], -0.04), ct_mul(ct_mulc(y[1], 1.0e4), y[2]));
-  f[2] = ct_mul(ct_mulc(y[1], 3.0e7), y[1]);
-  f[1] = ct_sub(ct_neg(f[0]), f[2]);
-  ct_graph_output(g, "f", 3, f);
-  return finish(g);
-}
-
-static ct_fun *robertson_roots(ct_context *ctx) {
-  ct_graph *g = ct_graph_new(ctx);
-  ct_var y[3], r[2];
-  ct_graph_input(g, "y", 3, NULL, y);
-  r[0] = ct_addc(y[0], -1.0e-4);
-  r[1] = ct_addc(y[2], -0.01);
-  ct_graph_output(g, "g", 2, r);
-  return finish(g);
-}
 
 /* 1-D Brusselator reaction-diffusion on `cells` cells (u, v interleaved,
  * fixed ends). split = 0: one output "f"; split = 1: "fe" the reaction
@@ -92,7 +51,7 @@ static ct_fun *brusselator(ct_context *ctx, size_t cells, int split) {
   free(y);
   free(fe);
   free(fi);
-  return finish(g);
+  return ct_test_finish(g);
 }
 
 static void brusselator_y0(size_t cells, double *y0) {
@@ -148,7 +107,7 @@ static void assert_agree(const ct_ode_result *a, const ct_ode_result *b, double 
 static void test_lotka_volterra_erk_dirk(void **state) {
   (void)state;
   ct_context *ctx = ct_context_new(NULL);
-  ct_ode *ode = model(ctx, lotka_volterra(ctx), NULL);
+  ct_ode *ode = model(ctx, ct_lotka_volterra(ctx), NULL);
   double p[4] = {1.5, 1.0, 3.0, 1.0}, y0[2] = {1, 1}, tout[] = {0, 1, 2, 5, 10};
   ct_ode_result *ref = solve(ctx, ode, p, y0, tout, 5, CT_ODE_BDF, CT_LINSOL_DENSE, 1e-12, 1e-14);
   ct_ode_result *erk = solve(ctx, ode, p, y0, tout, 5, CT_ODE_ERK, CT_LINSOL_AUTO, 1e-9, 1e-12);
@@ -173,7 +132,7 @@ static void test_lotka_volterra_erk_dirk(void **state) {
 static void test_robertson_dirk_with_events(void **state) {
   (void)state;
   ct_context *ctx = ct_context_new(NULL);
-  ct_ode *ode = model(ctx, robertson_rhs(ctx), robertson_roots(ctx));
+  ct_ode *ode = model(ctx, ct_robertson_rhs(ctx), ct_robertson_roots(ctx));
   /* Up to t = 40: further on, ARKODE's default nonlinear tolerance makes
    * the DIRK error test fail repeatedly on this problem (see docs/ode.md). */
   double tout[4] = {0, 0.4, 4, 40}, y0[3] = {1, 0, 0}, atol[3] = {1e-10, 1e-14, 1e-10};
@@ -266,7 +225,7 @@ static void test_dirk_linear_solvers_agree(void **state) {
 static void test_erk_stiff_too_much_work(void **state) {
   (void)state;
   ct_context *ctx = ct_context_new(NULL);
-  ct_ode *ode = model(ctx, robertson_rhs(ctx), NULL);
+  ct_ode *ode = model(ctx, ct_robertson_rhs(ctx), NULL);
   double y0[3] = {1, 0, 0}, tout[] = {0, 1e-3, 40};
   ct_ode_options o = ct_ode_default_options();
   o.method = CT_ODE_ERK;

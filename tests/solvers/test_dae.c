@@ -17,20 +17,9 @@
 
 #include "cotangent/dae.h"
 #include "ct_test.h"
-
-#ifndef CT_SUNDIALS_EXAMPLES
-#define CT_SUNDIALS_EXAMPLES "/usr/share/doc/libsundials-dev/examples"
-#endif
+#include "ct_models.h"
 
 /* ---- Models ------------------------------------------------------------------ */
-
-static ct_fun *finish(ct_graph *g) {
-  ct_fun *f = NULL;
-  int rc = ct_graph_finalize(g, &f);
-  ct_graph_free(g);
-  if (rc != CT_OK) fail_msg("tracing failed: %d", rc);
-  return f;
-}
 
 /* Robertson as a DAE, in the same arithmetic order as idasRoberts_dns'
  * resrob: r0 = -0.04 y0 + 1e4 y1 y2; r1 = -r0 - 3e7 y1 y1 - yp1;
@@ -45,17 +34,7 @@ static ct_fun *robertson_res(ct_context *ctx) {
   r[0] = ct_sub(r0, yp[0]);
   r[2] = ct_addc(ct_add(ct_add(y[0], y[1]), y[2]), -1.0);
   ct_graph_output(g, "F", 3, r);
-  return finish(g);
-}
-
-static ct_fun *robertson_roots(ct_context *ctx) {
-  ct_graph *g = ct_graph_new(ctx);
-  ct_var y[3], r[2];
-  ct_graph_input(g, "y", 3, NULL, y);
-  r[0] = ct_addc(y[0], -0.0001);
-  r[1] = ct_addc(y[2], -0.01);
-  ct_graph_output(g, "g", 2, r);
-  return finish(g);
+  return ct_test_finish(g);
 }
 
 /* y0' = -1, 0 = y1 - sqrt(y0): y0 goes negative at t = 1 and the residual
@@ -68,7 +47,7 @@ static ct_fun *sqrt_res(ct_context *ctx) {
   r[0] = ct_addc(yp[0], 1.0);
   r[1] = ct_sub(y[1], ct_sqrt(y[0]));
   ct_graph_output(g, "F", 2, r);
-  return finish(g);
+  return ct_test_finish(g);
 }
 
 /* y0' = -y0, 0 = y1^2 + 1: no consistent algebraic value exists. */
@@ -80,7 +59,7 @@ static ct_fun *impossible_res(ct_context *ctx) {
   r[0] = ct_add(yp[0], y[0]);
   r[1] = ct_addc(ct_sqr(y[1]), 1.0);
   ct_graph_output(g, "F", 2, r);
-  return finish(g);
+  return ct_test_finish(g);
 }
 
 static const double rob_atol[3] = {1.0e-8, 1.0e-6, 1.0e-6};
@@ -97,7 +76,7 @@ static void rob_times(double *tout) {
 /* The idasRoberts_dns run: consistent initial values given, no calc_ic,
  * roots recorded and integration continued, dense with the AD Jacobian. */
 static ct_dae_result *run_roberts(ct_context *ctx, ct_dae_linsol ls) {
-  ct_fun *res = robertson_res(ctx), *roots = robertson_roots(ctx);
+  ct_fun *res = robertson_res(ctx), *roots = ct_robertson_roots(ctx);
   ct_dae *dae = NULL;
   assert_int_equal(ct_dae_new(ctx, res, NULL, roots, &dae), CT_OK);
   ct_fun_free(res);
@@ -329,14 +308,14 @@ static void test_init_function(void **state) {
   r[0] = ct_add(yp[0], ct_mul(p[0], y[0]));
   r[1] = ct_sub(y[1], ct_mulc(y[0], 2));
   ct_graph_output(g, "F", 2, r);
-  ct_fun *res = finish(g);
+  ct_fun *res = ct_test_finish(g);
   g = ct_graph_new(ctx);
   ct_var q[2], y0[2];
   ct_graph_input(g, "p", 2, NULL, q);
   y0[0] = q[1];
   y0[1] = ct_const(g, 0);
   ct_graph_output(g, "y0", 2, y0);
-  ct_fun *init = finish(g);
+  ct_fun *init = ct_test_finish(g);
   ct_dae *dae = NULL;
   assert_int_equal(ct_dae_new(ctx, res, init, NULL, &dae), CT_OK);
   assert_int_equal(ct_dae_n_params(dae), 2);
@@ -369,7 +348,7 @@ static void test_bad_arguments(void **state) {
   ct_var y[2];
   ct_graph_input(g, "y", 2, NULL, y);
   ct_graph_output(g, "F", 2, y);
-  ct_fun *f = finish(g);
+  ct_fun *f = ct_test_finish(g);
   assert_int_equal(ct_dae_new(ctx, f, NULL, NULL, &dae), CT_ERR_ARG);
   assert_non_null(strstr(ct_errmsg(ctx), "'yp'"));
   ct_fun_free(f);
@@ -379,7 +358,7 @@ static void test_bad_arguments(void **state) {
   ct_graph_input(g, "y", 2, NULL, y);
   ct_graph_input(g, "yp", 2, NULL, yp);
   ct_graph_output(g, "f", 2, y);
-  f = finish(g);
+  f = ct_test_finish(g);
   assert_int_equal(ct_dae_new(ctx, f, NULL, NULL, &dae), CT_ERR_ARG);
   assert_non_null(strstr(ct_errmsg(ctx), "'F'"));
   ct_fun_free(f);
@@ -387,7 +366,7 @@ static void test_bad_arguments(void **state) {
   ct_graph_input(g, "y", 2, NULL, y);
   ct_graph_input(g, "yp", 2, NULL, yp);
   ct_graph_output(g, "F", 1, y);
-  f = finish(g);
+  f = ct_test_finish(g);
   assert_int_equal(ct_dae_new(ctx, f, NULL, NULL, &dae), CT_ERR_ARG);
   ct_fun_free(f);
   /* Solve arguments. */
@@ -434,7 +413,7 @@ static int fault_solve(ct_context *ctx, void *ud) {
 static void test_fault_injection(void **state) {
   (void)state;
   ct_context *fctx = ct_context_new(NULL);
-  fault_funs f = {robertson_res(fctx), robertson_roots(fctx)};
+  fault_funs f = {robertson_res(fctx), ct_robertson_roots(fctx)};
   long n = ct_test_fault_sweep(fault_solve, &f);
   assert_true(n > 10);
   ct_fun_free(f.res);

@@ -16,42 +16,9 @@
 
 #include "cotangent/ode.h"
 #include "ct_test.h"
-
-#ifndef CT_SUNDIALS_EXAMPLES
-#define CT_SUNDIALS_EXAMPLES "/usr/share/doc/libsundials-dev/examples"
-#endif
+#include "ct_models.h"
 
 /* ---- Models ------------------------------------------------------------------ */
-
-static ct_fun *finish(ct_graph *g) {
-  ct_fun *f = NULL;
-  int rc = ct_graph_finalize(g, &f);
-  ct_graph_free(g);
-  if (rc != CT_OK) fail_msg("tracing failed: %d", rc);
-  return f;
-}
-
-/* Robertson, in the same arithmetic order as SUNDIALS' cvsRoberts_dns. */
-static ct_fun *robertson_rhs(ct_context *ctx) {
-  ct_graph *g = ct_graph_new(ctx);
-  ct_var y[3], f[3];
-  ct_graph_input(g, "y", 3, NULL, y);
-  f[0] = ct_add(ct_mulc(y[0], -0.04), ct_mul(ct_mulc(y[1], 1.0e4), y[2]));
-  f[2] = ct_mul(ct_mulc(y[1], 3.0e7), y[1]);
-  f[1] = ct_sub(ct_neg(f[0]), f[2]);
-  ct_graph_output(g, "f", 3, f);
-  return finish(g);
-}
-
-static ct_fun *robertson_roots(ct_context *ctx) {
-  ct_graph *g = ct_graph_new(ctx);
-  ct_var y[3], r[2];
-  ct_graph_input(g, "y", 3, NULL, y);
-  r[0] = ct_addc(y[0], -1.0e-4);
-  r[1] = ct_addc(y[2], -0.01);
-  ct_graph_output(g, "g", 2, r);
-  return finish(g);
-}
 
 /* 1-D Brusselator with diffusion on n cells, states interleaved (u0, v0,
  * u1, v1, ...): banded with bandwidths 2. Fixed ends. */
@@ -73,7 +40,7 @@ static ct_fun *brusselator_1d(ct_context *ctx, size_t cells) {
   ct_graph_output(g, "f", 2 * cells, f);
   free(y);
   free(f);
-  return finish(g);
+  return ct_test_finish(g);
 }
 
 /* A seeded random mass-action network: n species, 3n reactions, each
@@ -101,41 +68,19 @@ static ct_fun *network(ct_context *ctx, size_t n, unsigned seed) {
   ct_graph_output(g, "f", n, f);
   free(c);
   free(f);
-  return finish(g);
+  return ct_test_finish(g);
 }
 
 /* ---- SUNDIALS' reference --------------------------------------------------------- */
 
-typedef struct ref_line {
-  double t, y[3];
-} ref_line;
-
-/* Reads the "At t = ... y = ..." lines of cvsRoberts_dns.out. */
-static int read_reference(ref_line *lines, int max) {
-  FILE *f = fopen(CT_SUNDIALS_EXAMPLES "/cvodes/serial/cvsRoberts_dns.out", "r");
-  if (!f) return -1;
-  char buf[256];
-  int n = 0;
-  while (n < max && fgets(buf, sizeof buf, f))
-    if (sscanf(buf, "At t = %lf y = %lf %lf %lf", &lines[n].t, &lines[n].y[0],
-               &lines[n].y[1], &lines[n].y[2]) == 4)
-      n++;
-  fclose(f);
-  return n;
-}
-
-static int rel_close(double a, double b, double rtol) {
-  return fabs(a - b) <= rtol * fmax(fabs(a), fabs(b)) + 1e-300;
-}
-
 static void test_robertson_reference(void **state) {
   (void)state;
-  ref_line ref[32];
-  int n_ref = read_reference(ref, 32);
+  ct_ref_line ref[32];
+  int n_ref = ct_read_cvs_roberts_reference(ref, 32);
   assert_int_equal(n_ref, 14); /* 12 output times and 2 events */
 
   ct_context *ctx = ct_context_new(NULL);
-  ct_fun *rhs = robertson_rhs(ctx), *roots = robertson_roots(ctx);
+  ct_fun *rhs = ct_robertson_rhs(ctx), *roots = ct_robertson_roots(ctx);
   ct_ode *ode = NULL;
   assert_int_equal(ct_ode_new(ctx, rhs, NULL, roots, &ode), CT_OK);
   ct_fun_free(rhs);
@@ -157,22 +102,7 @@ static void test_robertson_reference(void **state) {
   assert_int_equal(res->linsol, CT_LINSOL_DENSE);
 
   /* Every printed digit of the trajectory and the events. */
-  int k = 1, roots_seen = 0;
-  for (int i = 0; i < n_ref; i++) {
-    int is_root = !rel_close(ref[i].t, tout[k], 1e-4);
-    if (is_root) {
-      assert_true(roots_seen < (int)res->n_roots_found);
-      assert_true(rel_close(res->roots[roots_seen].t, ref[i].t, 1e-4));
-      roots_seen++;
-      continue;
-    }
-    for (int j = 0; j < 3; j++)
-      if (!rel_close(res->y[k * 3 + j], ref[i].y[j], 5e-7))
-        fail_msg("t = %g, y%d = %.7e, SUNDIALS prints %.6e", tout[k], j + 1,
-                 res->y[k * 3 + j], ref[i].y[j]);
-    k++;
-  }
-  assert_int_equal(roots_seen, 2);
+  ct_expect_cvs_roberts_reference(ref, n_ref, res, tout);
   assert_int_equal(res->roots[0].which[0], 0);
   assert_int_equal(res->roots[0].which[1], 1);
   assert_int_equal(res->roots[1].which[0], -1);
@@ -252,7 +182,7 @@ static void test_linear_solvers_agree(void **state) {
   check_all_solvers(ctx, net, c0, CT_LINSOL_KLU);
   ct_fun_free(net);
 
-  ct_fun *rob = robertson_rhs(ctx);
+  ct_fun *rob = ct_robertson_rhs(ctx);
   double r0[3] = {1, 0, 0};
   ct_ode *ode = NULL;
   assert_int_equal(ct_ode_new(ctx, rob, NULL, NULL, &ode), CT_OK);
@@ -279,7 +209,7 @@ static void test_adams_nonstiff(void **state) {
   ct_var f[2] = {ct_sub(ct_mul(p[0], u[0]), ct_mul(p[1], xy)),
                  ct_sub(ct_mul(p[3], xy), ct_mul(p[2], u[1]))};
   ct_graph_output(g, "f", 2, f);
-  ct_fun *rhs = finish(g);
+  ct_fun *rhs = ct_test_finish(g);
   ct_ode *ode = NULL;
   assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
   assert_int_equal(ct_ode_n_params(ode), 4);
@@ -316,11 +246,11 @@ static void test_initial_values_from_parameters(void **state) {
   ct_graph_input(g, "p", 2, NULL, p);
   ct_var f = ct_mul(ct_neg(p[0]), y);
   ct_graph_output(g, "f", 1, &f);
-  ct_fun *rhs = finish(g);
+  ct_fun *rhs = ct_test_finish(g);
   g = ct_graph_new(ctx);
   ct_graph_input(g, "p", 2, NULL, p);
   ct_graph_output(g, "y0", 1, &p[1]);
-  ct_fun *init = finish(g);
+  ct_fun *init = ct_test_finish(g);
   ct_ode *ode = NULL;
   assert_int_equal(ct_ode_new(ctx, rhs, init, NULL, &ode), CT_OK);
   double pv[2] = {0.7, 2.5}, tout[] = {0, 0.5, 1, 3};
@@ -330,7 +260,7 @@ static void test_initial_values_from_parameters(void **state) {
   ct_ode_result *res = NULL;
   assert_int_equal(ct_ode_solve(ctx, ode, pv, NULL, tout, 4, &o, &res), CT_OK);
   for (int k = 0; k < 4; k++)
-    assert_true(rel_close(res->y[k], 2.5 * exp(-0.7 * tout[k]), 1e-8));
+    assert_true(ct_rel_close(res->y[k], 2.5 * exp(-0.7 * tout[k]), 1e-8));
   ct_ode_result_free(ctx, res);
   ct_ode_free(ode);
   ct_fun_free(rhs);
@@ -341,7 +271,7 @@ static void test_initial_values_from_parameters(void **state) {
 static void test_stop_at_root(void **state) {
   (void)state;
   ct_context *ctx = ct_context_new(NULL);
-  ct_fun *rhs = robertson_rhs(ctx), *roots = robertson_roots(ctx);
+  ct_fun *rhs = ct_robertson_rhs(ctx), *roots = ct_robertson_roots(ctx);
   ct_ode *ode = NULL;
   assert_int_equal(ct_ode_new(ctx, rhs, NULL, roots, &ode), CT_OK);
   double y0[3] = {1, 0, 0}, tout[] = {0, 0.1, 0.2, 1, 10};
@@ -372,7 +302,7 @@ static ct_ode *scalar_model(ct_context *ctx, int which) {
   else
     f = ct_sqr(y); /* y' = y^2 from 1 blows up at t = 1 */
   ct_graph_output(g, "f", 1, &f);
-  ct_fun *rhs = finish(g);
+  ct_fun *rhs = ct_test_finish(g);
   ct_ode *ode = NULL;
   assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
   ct_fun_free(rhs);
@@ -409,7 +339,7 @@ static void test_failures_keep_results(void **state) {
   ct_ode_free(ode);
 
   /* Too much work. */
-  ct_fun *rhs = robertson_rhs(ctx);
+  ct_fun *rhs = ct_robertson_rhs(ctx);
   assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
   double r0[3] = {1, 0, 0}, rt[] = {0, 1e5};
   o.max_steps = 20;
@@ -427,7 +357,7 @@ static void test_failures_keep_results(void **state) {
 static void test_bad_arguments(void **state) {
   (void)state;
   ct_context *ctx = ct_context_new(NULL);
-  ct_fun *rhs = robertson_rhs(ctx);
+  ct_fun *rhs = ct_robertson_rhs(ctx);
   ct_ode *ode = NULL;
   assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
   double y0[3] = {1, 0, 0}, tout[] = {0, 1}, bad_t[] = {0, 2, 1};
@@ -459,7 +389,7 @@ static void test_bad_arguments(void **state) {
   ct_var x[2];
   ct_graph_input(g, "x", 2, NULL, x);
   ct_graph_output(g, "f", 2, x);
-  ct_fun *wrong = finish(g);
+  ct_fun *wrong = ct_test_finish(g);
   assert_int_equal(ct_ode_new(ctx, wrong, NULL, NULL, &ode), CT_ERR_ARG);
   assert_null(ode);
   assert_non_null(strstr(ct_errmsg(ctx), "'x' is not one of t, y, p"));
@@ -467,14 +397,14 @@ static void test_bad_arguments(void **state) {
   g = ct_graph_new(ctx);
   ct_graph_input(g, "y", 2, NULL, x);
   ct_graph_output(g, "rate", 2, x);
-  wrong = finish(g);
+  wrong = ct_test_finish(g);
   assert_int_equal(ct_ode_new(ctx, wrong, NULL, NULL, &ode), CT_ERR_ARG);
   assert_non_null(strstr(ct_errmsg(ctx), "no output 'f'"));
   ct_fun_free(wrong);
   g = ct_graph_new(ctx);
   ct_graph_input(g, "y", 2, NULL, x);
   ct_graph_output(g, "f", 1, x);
-  wrong = finish(g);
+  wrong = ct_test_finish(g);
   assert_int_equal(ct_ode_new(ctx, wrong, NULL, NULL, &ode), CT_ERR_ARG);
   assert_non_null(strstr(ct_errmsg(ctx), "output 'f' has 1 components but 'y' has 2"));
   ct_fun_free(wrong);
@@ -501,7 +431,7 @@ static int build_and_solve(ct_context *ctx, void *ud) {
 static void test_fault_injection(void **state) {
   (void)state;
   ct_context *ctx = ct_context_new(NULL);
-  ct_fun *rhs = robertson_rhs(ctx);
+  ct_fun *rhs = ct_robertson_rhs(ctx);
   assert_true(ct_test_fault_sweep(build_and_solve, rhs) > 20);
   ct_fun_free(rhs);
   ct_context_free(ctx);

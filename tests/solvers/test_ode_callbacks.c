@@ -17,10 +17,7 @@
 
 #include "cotangent.h"
 #include "ct_test.h"
-
-#ifndef CT_SUNDIALS_EXAMPLES
-#define CT_SUNDIALS_EXAMPLES "/usr/share/doc/libsundials-dev/examples"
-#endif
+#include "ct_models.h"
 
 /* ---- Robertson, written as in SUNDIALS' cvsRoberts_dns ------------------------ */
 
@@ -110,27 +107,6 @@ static ct_ode *new_model(ct_context *ctx, const ct_ode_callbacks *cb) {
 
 /* ---- SUNDIALS' reference ------------------------------------------------------ */
 
-typedef struct ref_line {
-  double t, y[3];
-} ref_line;
-
-static int read_reference(ref_line *lines, int max) {
-  FILE *f = fopen(CT_SUNDIALS_EXAMPLES "/cvodes/serial/cvsRoberts_dns.out", "r");
-  if (!f) return -1;
-  char buf[256];
-  int n = 0;
-  while (n < max && fgets(buf, sizeof buf, f))
-    if (sscanf(buf, "At t = %lf y = %lf %lf %lf", &lines[n].t, &lines[n].y[0],
-               &lines[n].y[1], &lines[n].y[2]) == 4)
-      n++;
-  fclose(f);
-  return n;
-}
-
-static int rel_close(double a, double b, double rtol) {
-  return fabs(a - b) <= rtol * fmax(fabs(a), fabs(b)) + 1e-300;
-}
-
 static const double y_init[3] = {1, 0, 0};
 
 /* The reference run's first nt times: 0, 0.4, 4, ..., 4e10 (nt <= 13). */
@@ -142,8 +118,8 @@ static void reference_times(double *tout, int nt) {
 
 static void test_robertson_reference(void **state) {
   (void)state;
-  ref_line ref[32];
-  int n_ref = read_reference(ref, 32);
+  ct_ref_line ref[32];
+  int n_ref = ct_read_cvs_roberts_reference(ref, 32);
   assert_int_equal(n_ref, 14);
 
   ct_context *ctx = ct_context_new(NULL);
@@ -169,21 +145,7 @@ static void test_robertson_reference(void **state) {
   assert_int_equal(ct_ode_solve(ctx, ode, NULL, y_init, tout, 13, &o, &res), CT_OK);
   assert_int_equal(res->n_out, 13);
 
-  int k = 1, roots_seen = 0;
-  for (int i = 0; i < n_ref; i++) {
-    if (!rel_close(ref[i].t, tout[k], 1e-4)) {
-      assert_true(roots_seen < (int)res->n_roots_found);
-      assert_true(rel_close(res->roots[roots_seen].t, ref[i].t, 1e-4));
-      roots_seen++;
-      continue;
-    }
-    for (int j = 0; j < 3; j++)
-      if (!rel_close(res->y[k * 3 + j], ref[i].y[j], 5e-7))
-        fail_msg("t = %g, y%d = %.7e, SUNDIALS prints %.6e", tout[k], j + 1,
-                 res->y[k * 3 + j], ref[i].y[j]);
-    k++;
-  }
-  assert_int_equal(roots_seen, 2);
+  ct_expect_cvs_roberts_reference(ref, n_ref, res, tout);
   assert_int_equal(res->roots[0].which[1], 1);
   assert_int_equal(res->roots[1].which[0], -1);
   /* The statistics SUNDIALS prints for its hand-written Jacobian. */
