@@ -236,29 +236,14 @@ static ct_dae_linsol pick_linsol(const ct_dae *m) {
 /* CT_ERR_ARG naming the first bad option or output time. */
 static int check_options(ct_context *ctx, const ct_dae *m, const ct_dae_options *o,
                          const double *tout, size_t n_tout) {
-  if (!(o->rtol > 0) || !isfinite(o->rtol))
-    return CT_ERROR(ctx, CT_ERR_ARG, "rtol must be positive, got %g", o->rtol);
-  if (!o->atol_v && (!(o->atol > 0) || !isfinite(o->atol)))
-    return CT_ERROR(ctx, CT_ERR_ARG, "atol must be positive, got %g", o->atol);
-  for (size_t i = 0; o->atol_v && i < m->n; i++)
-    if (!(o->atol_v[i] > 0) || !isfinite(o->atol_v[i]))
-      return CT_ERROR(ctx, CT_ERR_ARG, "atol[%zu] must be positive, got %g", i, o->atol_v[i]);
+  CT_CHECK(ctx, ct_model_check_tolerances(ctx, o->rtol, o->atol, o->atol_v, m->n));
   if ((unsigned)o->linsol > CT_DAE_LINSOL_GMRES)
     return CT_ERROR(ctx, CT_ERR_ARG, "unknown linear solver %d", (int)o->linsol);
   for (size_t i = 0; o->differential && i < m->n; i++)
     if (o->differential[i] != 0 && o->differential[i] != 1)
       return CT_ERROR(ctx, CT_ERR_ARG, "differential[%zu] must be 0 or 1, got %d", i,
                       o->differential[i]);
-  if (n_tout < 1 || !tout)
-    return CT_ERROR(ctx, CT_ERR_ARG, "ct_dae_solve needs at least the initial time in tout");
-  for (size_t k = 0; k < n_tout; k++) {
-    if (!isfinite(tout[k]))
-      return CT_ERROR(ctx, CT_ERR_ARG, "output time %zu is not finite", k);
-    if (k && !(tout[k] > tout[k - 1]))
-      return CT_ERROR(ctx, CT_ERR_ARG, "output times must increase: tout[%zu] = %g "
-                      "after %g", k, tout[k], tout[k - 1]);
-  }
-  return CT_OK;
+  return ct_model_check_times(ctx, "ct_dae_solve", tout, n_tout);
 }
 
 /* ---- Callbacks ------------------------------------------------------------------- */

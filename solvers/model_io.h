@@ -15,4 +15,13 @@ int ct_model_check_input(ct_context *ctx, const ct_fun *f, const char *what,
 int ct_model_check_output(ct_context *ctx, const ct_fun *f, const char *what,
                           const char *name, size_t n);
 
+/* rtol and atol (or every atol_v[i], i < n, when atol_v is given) must be
+ * positive and finite. */
+int ct_model_check_tolerances(ct_context *ctx, double rtol, double atol,
+                              const double *atol_v, size_t n);
+/* Output times: at least one (the initial time), finite and increasing.
+ * `solver` names the call in the message ("ct_ode_solve"). */
+int ct_model_check_times(ct_context *ctx, const char *solver,
+                         const double *tout, size_t n_tout);
+
 #endif

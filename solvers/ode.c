@@ -293,27 +293,12 @@ static ct_ode_linsol pick_linsol(const ct_ode *m) {
 
 static int check_options(ct_context *ctx, const ct_ode *m, const ct_ode_options *o,
                          const double *tout, size_t n_tout) {
-  if (!(o->rtol > 0) || !isfinite(o->rtol))
-    return CT_ERROR(ctx, CT_ERR_ARG, "rtol must be positive, got %g", o->rtol);
-  if (!o->atol_v && (!(o->atol > 0) || !isfinite(o->atol)))
-    return CT_ERROR(ctx, CT_ERR_ARG, "atol must be positive, got %g", o->atol);
-  for (size_t i = 0; o->atol_v && i < m->n; i++)
-    if (!(o->atol_v[i] > 0) || !isfinite(o->atol_v[i]))
-      return CT_ERROR(ctx, CT_ERR_ARG, "atol[%zu] must be positive, got %g", i, o->atol_v[i]);
+  CT_CHECK(ctx, ct_model_check_tolerances(ctx, o->rtol, o->atol, o->atol_v, m->n));
   if ((unsigned)o->linsol > CT_LINSOL_GMRES)
     return CT_ERROR(ctx, CT_ERR_ARG, "unknown linear solver %d", (int)o->linsol);
   if ((unsigned)o->method > CT_ODE_IMEX)
     return CT_ERROR(ctx, CT_ERR_ARG, "unknown method %d", (int)o->method);
-  if (n_tout < 1 || !tout)
-    return CT_ERROR(ctx, CT_ERR_ARG, "ct_ode_solve needs at least the initial time in tout");
-  for (size_t k = 0; k < n_tout; k++) {
-    if (!isfinite(tout[k]))
-      return CT_ERROR(ctx, CT_ERR_ARG, "output time %zu is not finite", k);
-    if (k && !(tout[k] > tout[k - 1]))
-      return CT_ERROR(ctx, CT_ERR_ARG, "output times must increase: tout[%zu] = %g "
-                      "after %g", k, tout[k], tout[k - 1]);
-  }
-  return CT_OK;
+  return ct_model_check_times(ctx, "ct_ode_solve", tout, n_tout);
 }
 
 /* For a callback model: CT_ERR_ARG for an ARKODE method, or when the
