@@ -22,9 +22,17 @@ typedef struct jvp_fun {
   long t, y, p, dy, dp;
 } jvp_fun;
 
+/* Where the sensitivity right-hand side comes from. */
+typedef enum fsa_source {
+  FSA_AD = 0,        /* JVPs of the model's AD functions */
+  FSA_CALLBACKS = 1, /* a callback model's jvp (or Jacobian) and dfdp_v */
+  FSA_CVODES_DQ = 2  /* CVODES' difference quotients of a callback model's f */
+} fsa_source;
+
 struct ct_fsa {
   ct_context *ctx;
   const ct_ode *ode; /* borrowed */
+  fsa_source source;
   size_t n, np, ns;
   size_t *params;    /* ns indices into p */
   double *dp;        /* ns * np: direction j is e_{params[j]}, at [j*np, (j+1)*np) */
@@ -93,6 +101,8 @@ static int fsa_fill(ct_context *ctx, ct_fsa *s, const size_t *params) {
     s->params[j] = params ? params[j] : j;
     s->dp[j * s->np + s->params[j]] = 1.0;
   }
+  s->work = 1;
+  if (s->source != FSA_AD) return CT_OK; /* callbacks: nothing to build */
   const char *wrt_yp[] = {"y", "p", NULL}, *wrt_p[] = {"p", NULL};
   CT_CHECK(ctx, build_jvp(ctx, m->rhs.f, (int)s->ns, wrt_yp, "d_f", &s->all));
   if (s->ns > 1) CT_CHECK(ctx, build_jvp(ctx, m->rhs.f, 1, wrt_yp, "d_f", &s->one));
@@ -104,17 +114,41 @@ static int fsa_fill(ct_context *ctx, ct_fsa *s, const size_t *params) {
   return CT_OK;
 }
 
+/* Where a model's sensitivity right-hand side comes from: AD, the callbacks
+ * (dfdp_v with jvp or a Jacobian), or CVODES' difference quotients when
+ * allowed; CT_ERR_ARG naming the missing callback otherwise. */
+static int pick_source(ct_context *ctx, const ct_ode *m, fsa_source *source) {
+  *source = FSA_AD;
+  if (!m->has_cb) return CT_OK;
+  const ct_ode_callbacks *cb = &m->cb;
+  int has_js = cb->jvp || cb->jac_dense || cb->jac_sparse;
+  *source = FSA_CALLBACKS;
+  if (cb->dfdp_v && has_js) return CT_OK;
+  *source = FSA_CVODES_DQ;
+  if (cb->allow_difference_quotients) {
+    ct_context_log(ctx, CT_LOG_WARNING, "forward sensitivities: no %s callback: using "
+                   "CVODES' difference quotients", cb->dfdp_v ? "jvp or Jacobian" : "dfdp_v");
+    return CT_OK;
+  }
+  return CT_ERROR(ctx, CT_ERR_ARG, "forward sensitivities of a callback model need the %s "
+                  "callback, which the model lacks (set allow_difference_quotients in "
+                  "ct_ode_callbacks to use CVODES' difference quotients instead)",
+                  !cb->dfdp_v ? "dfdp_v" : "jvp (or jac_dense or jac_sparse)");
+}
+
 /* Checks the selection, then builds the JVPs (see sensitivity.h). */
 int ct_fsa_new(ct_context *ctx, const ct_ode *ode, const size_t *params,
                size_t n_params, ct_fsa **out) {
   *out = NULL;
   if (!ode) return CT_ERROR(ctx, CT_ERR_ARG, "forward sensitivities need a model (ode is NULL)");
-  CT_CHECK(ctx, ct_ode_require_ad(ctx, ode, "forward sensitivities", "jvp and dfdp_v"));
+  fsa_source source;
+  CT_CHECK(ctx, pick_source(ctx, ode, &source));
   CT_CHECK(ctx, check_selection(ctx, ode, params, n_params));
   ct_fsa *s = ct_calloc(ctx, 1, sizeof *s);
   if (!s) return ct_error_trace(ctx, CT_ERR_NOMEM, __FILE__, __LINE__, __func__);
   s->ctx = ctx;
   s->ode = ode;
+  s->source = source;
   s->n = ct_ode_n_states(ode);
   s->np = ct_ode_n_params(ode);
   s->ns = params ? n_params : s->np;
@@ -184,6 +218,10 @@ typedef struct fsa_run {
   double *pbar;        /* ns */
   double *work;        /* fsa->work */
   double *dy, *df;     /* ns * n: sensitivities in, their derivatives out */
+  double *jac;         /* callbacks without jvp: the Jacobian's nonzeros */
+  double *dfdp;        /* callbacks: n values of (df/dp) e_j */
+  double *p_dq;        /* CVODES' difference quotients: p, which CVODES perturbs */
+  int *plist;          /* and the selected parameters' indices */
   double *s;           /* the result's sensitivities, (n_tout + 1) * ns * n */
   ct_fsa_stats *stats;
   int sens_on;         /* CVODES' sensitivities are initialized */
@@ -221,6 +259,89 @@ static int check_finite(ct_ode_run *r, const fsa_run *s, const double *v, size_t
   return 0;
 }
 
+/* A JVP evaluation's non-zero status for CVODES: -1 (unrecoverable), with
+ * r->cause saying so when a guard flipped (CT_RETRACE). */
+static int eval_failed(ct_ode_run *r, int rc, double t) {
+  if (rc == CT_RETRACE) ct_ode_retrace_cause(r, "sensitivity right-hand side", t);
+  return -1;
+}
+
+/* ---- Callback models ---- */
+
+/* The Jacobian's nonzeros (the model's pattern, CSC; column-major for
+ * jac_dense) from the user's callback into s->jac. */
+static int cb_jacobian(ct_ode_run *r, fsa_run *s, double t, const double *y) {
+  const ct_ode *m = s->fsa->ode;
+  const ct_ode_callbacks *cb = &m->cb;
+  memset(s->jac, 0, m->pattern->nnz * sizeof *s->jac);
+  if (cb->jac_dense)
+    return ct_ode_user_status(r, "jac_dense", cb->jac_dense(t, y, r->p, s->jac,
+                                                             cb->user_data), t);
+  return ct_ode_user_status(r, "jac_sparse", cb->jac_sparse(t, y, r->p, s->jac,
+                                                             cb->user_data), t);
+}
+
+/* out = (df/dy) v from the jvp callback, or from s->jac (filled by the
+ * caller) when the model has none. */
+static int cb_jv(ct_ode_run *r, fsa_run *s, double t, const double *y, const double *v,
+                 double *out) {
+  const ct_ode *m = s->fsa->ode;
+  const ct_ode_callbacks *cb = &m->cb;
+  if (cb->jvp)
+    return ct_ode_user_status(r, "jvp", cb->jvp(t, y, r->p, v, out, cb->user_data), t);
+  const ct_sparsity *pat = m->pattern;
+  memset(out, 0, m->n * sizeof *out);
+  for (size_t j = 0; j < pat->ncols; j++)
+    for (size_t q = pat->colptr[j]; q < pat->colptr[j + 1]; q++)
+      out[pat->rowind[q]] += s->jac[q] * v[j];
+  return 0;
+}
+
+/* out = (df/dy) s_j + (df/dp) e_j for sensitivity j of a callback model
+ * (s->jac filled first when the model has no jvp). */
+static int cb_sens_one(ct_ode_run *r, fsa_run *s, double t, const double *y,
+                       const double *sj, size_t j, double *out) {
+  const ct_fsa *fsa = s->fsa;
+  const ct_ode_callbacks *cb = &fsa->ode->cb;
+  int rc = cb_jv(r, s, t, y, sj, out);
+  if (rc) return rc;
+  rc = ct_ode_user_status(r, "dfdp_v", cb->dfdp_v(t, y, r->p, fsa->dp + j * fsa->np,
+                                                  s->dfdp, cb->user_data), t);
+  if (rc) return rc;
+  for (size_t i = 0; i < fsa->n; i++) out[i] += s->dfdp[i];
+  return check_finite(r, s, out, 1, j, t);
+}
+
+/* CVSensRhsFn for callback models: each sensitivity from the callbacks. */
+static int sens_rhs_cb_all(int ns, sunrealtype t, N_Vector y, N_Vector ydot, N_Vector *yS,
+                           N_Vector *ySdot, void *ud, N_Vector tmp1, N_Vector tmp2) {
+  (void)ydot, (void)tmp1, (void)tmp2;
+  ct_ode_run *r = ud;
+  fsa_run *s = r->ext;
+  const double *yv = N_VGetArrayPointer(y);
+  int rc = s->fsa->ode->cb.jvp ? 0 : cb_jacobian(r, s, t, yv);
+  for (int j = 0; j < ns && !rc; j++)
+    rc = cb_sens_one(r, s, t, yv, N_VGetArrayPointer(yS[j]), (size_t)j,
+                     N_VGetArrayPointer(ySdot[j]));
+  return rc;
+}
+
+/* CVSensRhs1Fn (STAGGERED1) for callback models: sensitivity `is` alone. */
+static int sens_rhs_cb_one(int ns, sunrealtype t, N_Vector y, N_Vector ydot, int is,
+                           N_Vector yS, N_Vector ySdot, void *ud, N_Vector tmp1,
+                           N_Vector tmp2) {
+  (void)ns, (void)ydot, (void)tmp1, (void)tmp2;
+  ct_ode_run *r = ud;
+  fsa_run *s = r->ext;
+  const double *yv = N_VGetArrayPointer(y);
+  int rc = s->fsa->ode->cb.jvp ? 0 : cb_jacobian(r, s, t, yv);
+  if (rc) return rc;
+  return cb_sens_one(r, s, t, yv, N_VGetArrayPointer(yS), (size_t)is,
+                     N_VGetArrayPointer(ySdot));
+}
+
+/* ---- AD models ---- */
+
 /* CVSensRhsFn: all sensitivities in one vector-mode JVP. */
 static int sens_rhs_all(int ns, sunrealtype t, N_Vector y, N_Vector ydot, N_Vector *yS,
                         N_Vector *ySdot, void *ud, N_Vector tmp1, N_Vector tmp2) {
@@ -230,9 +351,9 @@ static int sens_rhs_all(int ns, sunrealtype t, N_Vector y, N_Vector ydot, N_Vect
   size_t n = s->fsa->n;
   for (int j = 0; j < ns; j++)
     memcpy(s->dy + (size_t)j * n, N_VGetArrayPointer(yS[j]), n * sizeof *s->dy);
-  if (jvp_eval(r->ctx, s, &s->fsa->all, t, N_VGetArrayPointer(y), s->dy, s->fsa->dp,
-               s->df) < 0)
-    return -1;
+  int rc = jvp_eval(r->ctx, s, &s->fsa->all, t, N_VGetArrayPointer(y), s->dy,
+                    s->fsa->dp, s->df);
+  if (rc) return eval_failed(r, rc, t);
   for (int j = 0; j < ns; j++)
     memcpy(N_VGetArrayPointer(ySdot[j]), s->df + (size_t)j * n, n * sizeof *s->df);
   return check_finite(r, s, s->df, (size_t)ns, 0, t);
@@ -247,9 +368,9 @@ static int sens_rhs_one(int ns, sunrealtype t, N_Vector y, N_Vector ydot, int is
   fsa_run *s = r->ext;
   const jvp_fun *j = s->fsa->one.f ? &s->fsa->one : &s->fsa->all;
   double *out = N_VGetArrayPointer(ySdot);
-  if (jvp_eval(r->ctx, s, j, t, N_VGetArrayPointer(y), N_VGetArrayPointer(yS),
-               s->fsa->dp + (size_t)is * s->fsa->np, out) < 0)
-    return -1;
+  int rc = jvp_eval(r->ctx, s, j, t, N_VGetArrayPointer(y), N_VGetArrayPointer(yS),
+                    s->fsa->dp + (size_t)is * s->fsa->np, out);
+  if (rc) return eval_failed(r, rc, t);
   return check_finite(r, s, out, 1, (size_t)is, t);
 }
 
@@ -262,7 +383,12 @@ static int initial_sensitivities(ct_ode_run *r, fsa_run *s) {
     memset(s->dy, 0, total * sizeof *s->dy);
     return CT_OK;
   }
-  CT_CHECK(r->ctx, jvp_eval(r->ctx, s, &fsa->y0, 0, NULL, NULL, fsa->dp, s->dy));
+  int rc = jvp_eval(r->ctx, s, &fsa->y0, 0, NULL, NULL, fsa->dp, s->dy);
+  if (rc == CT_RETRACE)
+    return CT_ERROR(r->ctx, CT_ERR_ARG, "initial sensitivities: the initial-value "
+                    "function took a different branch than when it was traced (a "
+                    "guard flipped at this p); re-trace it at this p");
+  CT_CHECK(r->ctx, rc);
   for (size_t q = 0; q < total; q++)
     if (!isfinite(s->dy[q]))
       return CT_ERROR(r->ctx, CT_ERR_NUMERIC, "the initial sensitivity dy0[%zu]/dp[%zu] "
@@ -303,16 +429,21 @@ static int fsa_setup(ct_ode_run *r, ct_cvode_set *c, const ct_ode_options *o) {
   for (int j = 0; j < ns; j++)
     memcpy(N_VGetArrayPointer(c->yS[j]), s->dy + (size_t)j * fsa->n, fsa->n * sizeof *s->dy);
   ct_fsa_corrector k = s->o->corrector;
+  int cb = fsa->source == FSA_CALLBACKS, dq = fsa->source == FSA_CVODES_DQ;
+  CVSensRhs1Fn one = dq ? NULL : cb ? sens_rhs_cb_one : sens_rhs_one;
+  CVSensRhsFn all = dq ? NULL : cb ? sens_rhs_cb_all : sens_rhs_all;
   if (k == CT_FSA_STAGGERED1)
-    CT_SUN_CALL(ctx, CVodeSensInit1(c->cv, ns, CV_STAGGERED1, sens_rhs_one, c->yS));
+    CT_SUN_CALL(ctx, CVodeSensInit1(c->cv, ns, CV_STAGGERED1, one, c->yS));
   else
     CT_SUN_CALL(ctx, CVodeSensInit(c->cv, ns, k == CT_FSA_STAGGERED ? CV_STAGGERED
                                                                     : CV_SIMULTANEOUS,
-                                   sens_rhs_all, c->yS));
+                                   all, c->yS));
   s->sens_on = 1;
   CT_SUN_CALL(ctx, CVodeSensEEtolerances(c->cv));
   CT_SUN_CALL(ctx, CVodeSetSensErrCon(c->cv, s->o->err_con ? SUNTRUE : SUNFALSE));
-  CT_SUN_CALL(ctx, CVodeSetSensParams(c->cv, NULL, s->pbar, NULL));
+  /* Difference quotients perturb p[plist[j]] (the run's copy) in place. */
+  CT_SUN_CALL(ctx, CVodeSetSensParams(c->cv, dq ? s->p_dq : NULL, s->pbar,
+                                      dq ? s->plist : NULL));
   if (o->method == CT_ODE_ADAMS) CT_CHECK(ctx, attach_fixed_point(ctx, c, k, ns));
   return CT_OK;
 }
@@ -322,10 +453,9 @@ static int fsa_output(ct_ode_run *r, ct_cvode_set *c, const ct_ode_result *res) 
   fsa_run *s = r->ext;
   size_t n = s->fsa->n, k = res->n_out - 1;
   double *dst = s->s + k * s->fsa->ns * n;
-  if (k > 0) { /* the first is the initial value, before any step */
-    double t;
-    CT_SUN_CALL(r->ctx, CVodeGetSens(c->cv, &t, c->yS));
-  }
+  if (k > 0) /* the first is the initial value, before any step; with dense
+                output, CVODES' last return may be a step past this output */
+    CT_SUN_CALL(r->ctx, CVodeGetSensDky(c->cv, res->t[k], 0, c->yS));
   for (size_t j = 0; j < s->fsa->ns; j++)
     memcpy(dst + j * n, N_VGetArrayPointer(c->yS[j]), n * sizeof *dst);
   return CT_OK;
@@ -365,6 +495,24 @@ static int normalise(ct_context *ctx, const ct_fsa *fsa, const double *p,
   return CT_OK;
 }
 
+/* A callback model's buffers: the Jacobian and (df/dp) e_j, or for
+ * CVODES' difference quotients a copy of p it may perturb and plist. */
+static int allocate_callbacks(ct_context *ctx, const ct_fsa *fsa, fsa_run *s) {
+  const ct_ode *m = fsa->ode;
+  if (fsa->source == FSA_CALLBACKS) {
+    s->dfdp = ct_alloc(ctx, fsa->n * sizeof *s->dfdp);
+    s->jac = ct_alloc(ctx, (m->pattern->nnz ? m->pattern->nnz : 1) * sizeof *s->jac);
+    if (!s->dfdp || !s->jac) return CT_ERR_NOMEM;
+  } else if (fsa->source == FSA_CVODES_DQ) {
+    s->p_dq = ct_alloc(ctx, fsa->np * sizeof *s->p_dq);
+    s->plist = ct_alloc(ctx, fsa->ns * sizeof *s->plist);
+    if (!s->p_dq || !s->plist) return CT_ERR_NOMEM;
+    memcpy(s->p_dq, s->p, fsa->np * sizeof *s->p_dq);
+    for (size_t j = 0; j < fsa->ns; j++) s->plist[j] = (int)fsa->params[j];
+  }
+  return CT_OK;
+}
+
 /* The result's own arrays and the solve's buffers. */
 static int allocate(ct_context *ctx, const ct_fsa *fsa, size_t n_tout, fsa_run *s,
                     ct_fsa_result *res) {
@@ -376,6 +524,7 @@ static int allocate(ct_context *ctx, const ct_fsa *fsa, size_t n_tout, fsa_run *
   s->dy = ct_alloc(ctx, ns * n * sizeof *s->dy);
   s->df = ct_alloc(ctx, ns * n * sizeof *s->df);
   if (!res->params || !res->s || !s->work || !s->dy || !s->df) return CT_ERR_NOMEM;
+  CT_CHECK(ctx, allocate_callbacks(ctx, fsa, s));
   if (s->o->corrector == CT_FSA_STAGGERED1) {
     res->stats.stgr_nonlin_iters = ct_calloc(ctx, ns, sizeof *res->stats.stgr_nonlin_iters);
     if (!res->stats.stgr_nonlin_iters) return CT_ERR_NOMEM;
@@ -399,12 +548,17 @@ int ct_fsa_solve(ct_context *ctx, const ct_fsa *fsa, const double *p,
   int rc = check_options(ctx, fsa, &o, p, pbar);
   ct_fsa_result *res = rc < 0 ? NULL : ct_calloc(ctx, 1, sizeof *res);
   if (rc == CT_OK && !res) rc = CT_ERR_NOMEM;
-  fsa_run s = {fsa, &o, p, pbar, NULL, NULL, NULL, NULL, NULL, 0, 0};
+  fsa_run s = {.fsa = fsa, .o = &o, .p = p, .pbar = pbar};
   if (rc == CT_OK) rc = allocate(ctx, fsa, n_tout, &s, res);
   if (rc == CT_OK) {
     ct_ode_hooks hooks = {&s, fsa_setup, fsa_output, fsa_finish};
-    rc = ct_ode_solve_into(ctx, fsa->ode, p, y0, tout, n_tout, &o.ode, &hooks, &res->ode);
+    rc = ct_ode_solve_into(ctx, fsa->ode, s.p_dq ? s.p_dq : p, y0, tout, n_tout, &o.ode,
+                           &hooks, &res->ode);
   }
+  ct_free(ctx, s.jac);
+  ct_free(ctx, s.dfdp);
+  ct_free(ctx, s.p_dq);
+  ct_free(ctx, s.plist);
   ct_free(ctx, s.work);
   ct_free(ctx, s.dy);
   ct_free(ctx, s.df);

@@ -159,6 +159,9 @@ static void collect_stats(void *ark, int implicit, ct_ode_stats *s) {
   ARKStepGetNumErrTestFails(ark, &s->err_test_fails);
   ARKStepGetNumGEvals(ark, &s->root_evals);
   ARKStepGetLastStep(ark, &s->last_step);
+  ARKStepGetActualInitStep(ark, &s->init_step);
+  ARKStepGetCurrentTime(ark, &s->current_time);
+  ARKStepGetCurrentStep(ark, &s->current_step);
   ARKodeButcherTable Bi = NULL, Be = NULL;
   if (ARKStepGetCurrentButcherTables(ark, &Bi, &Be) == ARK_SUCCESS)
     s->last_order = Bi ? Bi->q : Be ? Be->q : 0;
@@ -184,8 +187,7 @@ static const char *failure_cause(int flag, const ct_ode_options *o) {
     case ARK_CONV_FAILURE:
       return "the nonlinear iteration failed to converge repeatedly (singular or "
              "ill-conditioned iteration matrix?)";
-    case ARK_LSETUP_FAIL:
-      return "the linear solver setup failed (singular iteration matrix?)";
+    case ARK_LSETUP_FAIL: return "the linear solver setup failed";
     case ARK_LSOLVE_FAIL: return "the linear solve failed";
     case ARK_RHSFUNC_FAIL:
     case ARK_FIRST_RHSFUNC_ERR:
@@ -211,6 +213,31 @@ static int record_root(ct_ode_run *r, ark_set *c, ct_ode_result *res, double t) 
   return CT_OK;
 }
 
+/* ARKStep as dense output drives it (see ct_step_ops). */
+static int ark_one_step(void *ark, double tout, N_Vector y, double *t) {
+  return ARKStepEvolve(ark, tout, y, t, ARK_ONE_STEP);
+}
+static int ark_dky(void *ark, double t, int k, N_Vector out) {
+  return ARKStepGetDky(ark, t, k, out);
+}
+static long ark_n_steps(void *ark) {
+  long nst = 0;
+  ARKStepGetNumSteps(ark, &nst);
+  return nst;
+}
+static double ark_current_time(void *ark) {
+  double t = 0;
+  ARKStepGetCurrentTime(ark, &t);
+  return t;
+}
+static int ark_degree(void *ark) { /* ARKODE's interpolants: degree at most 5 */
+  (void)ark;
+  return 5;
+}
+static const ct_step_ops ark_step_ops = {ark_one_step, ark_dky, ark_n_steps,
+                                         ark_current_time, ark_degree,
+                                         "ARKODE ARKStepEvolve"};
+
 /* Runs ARKStepEvolve through the output times, filling res; a failure is
  * recorded in res (message with the time reached) and returned. */
 static int integrate(ct_ode_run *r, ark_set *c, const ct_ode_options *o,
@@ -221,7 +248,8 @@ static int integrate(ct_ode_run *r, ark_set *c, const ct_ode_options *o,
   res->t_reached = tout[0];
   for (size_t k = 1; k < n_tout;) {
     double t = tout[0];
-    int flag = ARKStepEvolve(c->ark, tout[k], c->y, &t, ARK_NORMAL);
+    int flag = r->dense ? ct_ode_dense_advance(r, tout[k], c->y, &t)
+                        : ARKStepEvolve(c->ark, tout[k], c->y, &t, ARK_NORMAL);
     res->t_reached = t;
     if (flag == ARK_ROOT_RETURN) {
       CT_CHECK(r->ctx, record_root(r, c, res, t));
@@ -233,7 +261,12 @@ static int integrate(ct_ode_run *r, ark_set *c, const ct_ode_options *o,
     }
     if (flag < 0) {
       ARKStepGetCurrentTime(c->ark, &res->t_reached);
-      sh->describe_failure(res, failure_cause(flag, o), r->cause, r->sundials);
+      long lsflag = 0;
+      if (o->method != CT_ODE_ERK) ARKStepGetLastLinFlag(c->ark, &lsflag);
+      const char *singular = ct_ode_singular_cause(flag == ARK_CONV_FAILURE,
+                                                   flag == ARK_LSETUP_FAIL, lsflag, r->cause);
+      sh->describe_failure(res, singular ? singular : failure_cause(flag, o), r->cause,
+                           r->sundials);
       return CT_ERROR(r->ctx, CT_ERR_SOLVER, "%s", res->message);
     }
     sh->store_output(res, t, y);
@@ -263,7 +296,9 @@ static int solve_run(ct_ode_run *r, const ct_ode_options *o, const double *y0,
                    "bandwidths %ld/%ld)", ct_ode_linsol_name(ls), m->n,
                    m->pattern->nnz, m->mu, m->ml);
   if (rc == CT_OK) rc = ark_setup(r, &c, o, tout[0], y_init, ls);
+  if (rc == CT_OK) rc = ct_ode_dense_start(r, res, &ark_step_ops, c.ark, o, c.y);
   if (rc == CT_OK) rc = integrate(r, &c, o, tout, n_tout, res);
+  ct_ode_dense_stop(r);
   if (c.ark) collect_stats(c.ark, implicit, &res->stats);
   ark_set_free(&c);
   ct_free(ctx, y_init);
@@ -294,7 +329,7 @@ int ct_arkode_solve_into(ct_context *ctx, const ct_ode *m, const double *p,
                     "one has a single output 'f'");
   ct_ode_shared sh;
   ct_ode_shared_get(&sh);
-  ct_ode_run r = {ctx, m, p, NULL, NULL, 0, "", "", &sh};
+  ct_ode_run r = {ctx, m, p, NULL, NULL, 0, "", "", &sh, NULL};
   int rc = sh.result_init(ctx, m, n_tout + 1, res);
   r.work = rc < 0 ? NULL : ct_alloc(ctx, m->work * sizeof *r.work);
   r.jac_vals = rc < 0 ? NULL

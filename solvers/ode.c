@@ -277,7 +277,7 @@ int ct_ode_linsol_from_name(ct_context *ctx, const char *name, ct_ode_linsol *ls
 }
 
 ct_ode_options ct_ode_default_options(void) {
-  ct_ode_options o = {CT_ODE_BDF, CT_LINSOL_AUTO, 1e-6, 1e-8, NULL, 0, 0, 1};
+  ct_ode_options o = {CT_ODE_BDF, CT_LINSOL_AUTO, 1e-6, 1e-8, NULL, 0, 0, 1, 0};
   return o;
 }
 
@@ -329,7 +329,23 @@ static int check_callbacks(ct_context *ctx, const ct_ode *m, const ct_ode_option
 
 /* ---- Callbacks ------------------------------------------------------------------- */
 
-/* Evaluates b at (t, y, p[, v]) writing `out`. */
+/* What model function b is, for messages. */
+static const char *bound_name(const ct_ode *m, const ct_bound_fun *b) {
+  return b == &m->rhs ? "right-hand side" : b == &m->rhs_e ? "explicit right-hand side"
+         : b == &m->jac ? "Jacobian" : b == &m->jvp ? "Jacobian-vector product"
+         : b == &m->roots ? "root function" : "initial-value function";
+}
+
+/* Records in r->cause that `what` met a flipped guard at t: its traced
+ * branch no longer holds, so its values would be wrong. */
+void ct_ode_retrace_cause(ct_ode_run *r, const char *what, double t) {
+  snprintf(r->cause, sizeof r->cause, "the %s took a different branch than when it "
+           "was traced at t = %.6g (a guard flipped); re-trace the model at this "
+           "state or make the branch smooth (ct_select)", what, t);
+}
+
+/* Evaluates b at (t, y, p[, v]) writing `out`: CT_OK, a negative status,
+ * or CT_ERR_SOLVER with r->cause set when a guard flipped (CT_RETRACE). */
 static int eval_at(ct_ode_run *r, const ct_bound_fun *b, double t, const double *y,
                    const double *v, double *out) {
   const double *in[4] = {0};
@@ -339,7 +355,10 @@ static int eval_at(ct_ode_run *r, const ct_bound_fun *b, double t, const double 
   if (b->p >= 0) in[b->p] = r->p;
   if (b->dy >= 0) in[b->dy] = v;
   double *outs[1] = {out};
-  return ct_fun_eval(r->ctx, b->f, in, outs, r->work);
+  int rc = ct_fun_eval(r->ctx, b->f, in, outs, r->work);
+  if (rc != CT_RETRACE) return rc;
+  ct_ode_retrace_cause(r, bound_name(r->m, b), t);
+  return CT_ERR_SOLVER;
 }
 
 /* 0 when all of v is finite; else records which component and returns 1
@@ -357,7 +376,7 @@ static int check_finite(ct_ode_run *r, const char *what, const double *v, size_t
 /* A user callback's return value for CVODES: 0 stays 0; otherwise the
  * cause names the callback and the time, and a positive value stays
  * recoverable (1), a negative one does not (-1). */
-static int user_status(ct_ode_run *r, const char *name, int rc, double t) {
+int ct_ode_user_status(ct_ode_run *r, const char *name, int rc, double t) {
   if (rc == 0) return 0;
   snprintf(r->cause, sizeof r->cause, "the %s callback returned %d at t = %.6g",
            name, rc, t);
@@ -369,7 +388,7 @@ static int rhs_cb(sunrealtype t, N_Vector y, N_Vector ydot, void *ud) {
   double *f = N_VGetArrayPointer(ydot);
   const ct_ode_callbacks *cb = &r->m->cb;
   if (r->m->has_cb) {
-    int rc = user_status(r, "f", cb->f(t, N_VGetArrayPointer(y), r->p, f, cb->user_data), t);
+    int rc = ct_ode_user_status(r, "f", cb->f(t, N_VGetArrayPointer(y), r->p, f, cb->user_data), t);
     if (rc) return rc;
   } else if (eval_at(r, &r->m->rhs, t, N_VGetArrayPointer(y), NULL, f) < 0) {
     return -1;
@@ -381,7 +400,7 @@ static int root_cb(sunrealtype t, N_Vector y, sunrealtype *g, void *ud) {
   ct_ode_run *r = ud;
   const ct_ode_callbacks *cb = &r->m->cb;
   if (r->m->has_cb)
-    return user_status(r, "roots", cb->roots(t, N_VGetArrayPointer(y), r->p, g,
+    return ct_ode_user_status(r, "roots", cb->roots(t, N_VGetArrayPointer(y), r->p, g,
                                              cb->user_data), t) ? -1 : 0;
   return eval_at(r, &r->m->roots, t, N_VGetArrayPointer(y), NULL, g) < 0 ? -1 : 0;
 }
@@ -392,9 +411,9 @@ static int jac_values(ct_ode_run *r, double t, N_Vector y) {
   if (r->m->has_cb) {
     memset(r->jac_vals, 0, r->m->pattern->nnz * sizeof *r->jac_vals);
     int rc = cb->jac_dense
-                 ? user_status(r, "jac_dense", cb->jac_dense(t, N_VGetArrayPointer(y), r->p,
+                 ? ct_ode_user_status(r, "jac_dense", cb->jac_dense(t, N_VGetArrayPointer(y), r->p,
                                                              r->jac_vals, cb->user_data), t)
-                 : user_status(r, "jac_sparse", cb->jac_sparse(t, N_VGetArrayPointer(y), r->p,
+                 : ct_ode_user_status(r, "jac_sparse", cb->jac_sparse(t, N_VGetArrayPointer(y), r->p,
                                                                r->jac_vals, cb->user_data), t);
     if (rc) return rc;
   } else if (eval_at(r, &r->m->jac, t, N_VGetArrayPointer(y), NULL, r->jac_vals) < 0) {
@@ -457,7 +476,7 @@ static int jtimes_cb(N_Vector v, N_Vector Jv, sunrealtype t, N_Vector y,
   double *out = N_VGetArrayPointer(Jv);
   const ct_ode_callbacks *cb = &r->m->cb;
   if (r->m->has_cb) {
-    int rc = user_status(r, "jvp", cb->jvp(t, N_VGetArrayPointer(y), r->p,
+    int rc = ct_ode_user_status(r, "jvp", cb->jvp(t, N_VGetArrayPointer(y), r->p,
                                            N_VGetArrayPointer(v), out, cb->user_data), t);
     if (rc) return rc;
   } else if (eval_at(r, &r->m->jvp, t, N_VGetArrayPointer(y), N_VGetArrayPointer(v),
@@ -571,6 +590,9 @@ static void collect_stats(void *cv, ct_ode_stats *s) {
   CVodeGetNumLinIters(cv, &s->lin_iters);
   CVodeGetLastStep(cv, &s->last_step);
   CVodeGetLastOrder(cv, &s->last_order);
+  CVodeGetActualInitStep(cv, &s->init_step);
+  CVodeGetCurrentTime(cv, &s->current_time);
+  CVodeGetCurrentStep(cv, &s->current_step);
 }
 
 /* The cause of a CVode failure in words. */
@@ -586,8 +608,7 @@ static const char *failure_cause(int flag, const ct_ode_options *o) {
     case CV_CONV_FAILURE:
       return "the nonlinear iteration failed to converge repeatedly (singular or "
              "ill-conditioned iteration matrix?)";
-    case CV_LSETUP_FAIL:
-      return "the linear solver setup failed (singular iteration matrix?)";
+    case CV_LSETUP_FAIL: return "the linear solver setup failed";
     case CV_LSOLVE_FAIL: return "the linear solve failed";
     case CV_RHSFUNC_FAIL:
     case CV_FIRST_RHSFUNC_ERR:
@@ -600,6 +621,35 @@ static const char *failure_cause(int flag, const ct_ode_options *o) {
     case CV_UNREC_SRHSFUNC_ERR: return "the sensitivity right-hand side failed";
     default: return "the integrator failed";
   }
+}
+
+/* A convergence or linear-setup failure in plain words when the linear
+ * solver's last flag (CVodeGetLastLinFlag, ARKStepGetLastLinFlag) shows a
+ * singular Newton matrix — a zero pivot in the dense or band LU
+ * (SUNLS_LUFACT_FAIL), a failed KLU factorization — and no callback failure
+ * (`found`) explains it; NULL otherwise. */
+const char *ct_ode_singular_cause(int conv_fail, int setup_fail, long lsflag,
+                                  const char *found) {
+  if (*found) return NULL;
+  int singular = lsflag == SUNLS_LUFACT_FAIL || lsflag == SUNLS_PACKAGE_FAIL_REC ||
+                 lsflag == SUNLS_PACKAGE_FAIL_UNREC;
+  if (conv_fail && singular)
+    return "the nonlinear iteration failed to converge repeatedly: the Newton "
+           "iteration matrix I - gamma J is singular";
+  if (setup_fail && singular)
+    return "the linear solver setup failed: the Newton iteration matrix "
+           "I - gamma J is singular (it could not be factored)";
+  return NULL;
+}
+
+/* failure_cause, or the singular-matrix cause when that is what happened. */
+static const char *cvode_cause(void *cv, int flag, const ct_ode_options *o,
+                               const char *found) {
+  long lsflag = 0;
+  if (cv) CVodeGetLastLinFlag(cv, &lsflag);
+  const char *singular = ct_ode_singular_cause(flag == CV_CONV_FAILURE,
+                                               flag == CV_LSETUP_FAIL, lsflag, found);
+  return singular ? singular : failure_cause(flag, o);
 }
 
 /* Room for `cap` outputs in a zeroed result. */
@@ -632,6 +682,261 @@ static int record_root(ct_ode_run *r, ct_cvode_set *c, ct_ode_result *res, doubl
   return CT_OK;
 }
 
+/* ---- Dense output ---------------------------------------------------------------- */
+
+typedef struct ct_ode_dense ct_ode_dense;
+
+/* The interpolant of every step of a solve (ct_ode_result.dense): step i
+ * ends at t_end[i] and y(t) = sum_k D_k (t - t_end[i])^k / k! on it, its
+ * D_0..D_degree[i] (n each) at coef + first[i]. */
+struct ct_ode_dense {
+  size_t n, n_steps, cap_steps, n_coef, cap_coef;
+  double t0;
+  double *y0;     /* n: y(t0), for a result without steps */
+  double *t_end;  /* n_steps */
+  size_t *first;  /* n_steps */
+  int *degree;    /* n_steps */
+  double *coef;   /* n_coef doubles */
+};
+
+/* The stepping state of one dense solve (r->dense). */
+typedef struct ct_dense_stepper {
+  const ct_step_ops *ops;
+  void *mem;
+  ct_ode_dense *d;
+  N_Vector tmp;       /* a derivative from ops->dky */
+  N_Vector y_root;    /* a root found past an output time, returned later */
+  double t_root;
+  int pending_root;   /* y_root/t_root hold a root not returned yet */
+  int after_root;     /* the last return was a root */
+  long max_steps;     /* per output interval (<= 0: none) */
+  long taken;         /* steps since the last return */
+  long nst;           /* ops->n_steps when last looked */
+} ct_dense_stepper;
+
+static void dense_free(ct_context *ctx, ct_ode_dense *d) {
+  if (!d) return;
+  ct_free(ctx, d->y0);
+  ct_free(ctx, d->t_end);
+  ct_free(ctx, d->first);
+  ct_free(ctx, d->degree);
+  ct_free(ctx, d->coef);
+  ct_free(ctx, d);
+}
+
+/* Room for one more step of `len` coefficients; the arrays grow by half. */
+static int dense_reserve(ct_context *ctx, ct_ode_dense *d, size_t len) {
+  if (d->n_steps == d->cap_steps) {
+    size_t cap = d->cap_steps ? d->cap_steps + d->cap_steps / 2 : 64;
+    double *t_end = ct_realloc_array(ctx, d->t_end, cap, sizeof *t_end);
+    if (t_end) d->t_end = t_end;
+    size_t *first = ct_realloc_array(ctx, d->first, cap, sizeof *first);
+    if (first) d->first = first;
+    int *degree = ct_realloc_array(ctx, d->degree, cap, sizeof *degree);
+    if (degree) d->degree = degree;
+    if (!t_end || !first || !degree) return CT_ERR_NOMEM;
+    d->cap_steps = cap;
+  }
+  if (d->n_coef + len > d->cap_coef) {
+    size_t cap = d->cap_coef + d->cap_coef / 2 + len;
+    double *coef = ct_realloc_array(ctx, d->coef, cap, sizeof *coef);
+    if (!coef) return CT_ERR_NOMEM;
+    d->coef = coef;
+    d->cap_coef = cap;
+  }
+  return CT_OK;
+}
+
+/* 1 when the n values of v are all 0. */
+static int all_zero(const double *v, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (v[i] != 0) return 0;
+  return 1;
+}
+
+/* Appends the step just taken: its end time and the derivatives of its
+ * interpolant there, D_0..D_q from ops->dky (trailing zero derivatives
+ * dropped: ARKODE answers 0 past its interpolant's degree). */
+static int dense_record_step(ct_ode_run *r, ct_dense_stepper *st) {
+  ct_ode_dense *d = st->d;
+  double tn = st->ops->current_time(st->mem);
+  int q = st->ops->degree(st->mem);
+  if (q < 0) q = 0;
+  CT_CHECK(r->ctx, dense_reserve(r->ctx, d, (size_t)(q + 1) * d->n));
+  double *at = d->coef + d->n_coef;
+  for (int k = 0; k <= q; k++) {
+    if (st->ops->dky(st->mem, tn, k, st->tmp) < 0) { /* past the degree */
+      q = k - 1;
+      break;
+    }
+    memcpy(at + (size_t)k * d->n, N_VGetArrayPointer(st->tmp), d->n * sizeof *at);
+  }
+  while (q > 0 && all_zero(at + (size_t)q * d->n, d->n)) q--; /* past the degree */
+  d->t_end[d->n_steps] = tn;
+  d->first[d->n_steps] = d->n_coef;
+  d->degree[d->n_steps] = q;
+  d->n_steps++;
+  d->n_coef += (size_t)(q + 1) * d->n;
+  return CT_OK;
+}
+
+/* Starts dense output (see ode_internal.h). */
+int ct_ode_dense_start(ct_ode_run *r, ct_ode_result *res, const ct_step_ops *ops,
+                       void *mem, const ct_ode_options *o, N_Vector y) {
+  if (!o->dense_output) return CT_OK;
+  ct_context *ctx = r->ctx;
+  size_t n = r->m->n;
+  res->dense = ct_calloc(ctx, 1, sizeof *res->dense);
+  if (!res->dense) return CT_ERR_NOMEM;
+  res->dense->n = n;
+  res->dense->t0 = ops->current_time(mem);
+  res->dense->y0 = ct_alloc(ctx, n * sizeof *res->dense->y0);
+  if (!res->dense->y0) return CT_ERR_NOMEM;
+  memcpy(res->dense->y0, N_VGetArrayPointer(y), n * sizeof *res->dense->y0);
+  ct_dense_stepper *st = ct_calloc(ctx, 1, sizeof *st);
+  if (!st) return CT_ERR_NOMEM;
+  r->dense = st;
+  st->ops = ops;
+  st->mem = mem;
+  st->d = res->dense;
+  st->max_steps = o->max_steps ? o->max_steps : 500; /* SUNDIALS' default */
+  st->tmp = N_VClone(y);
+  st->y_root = N_VClone(y);
+  if (!st->tmp || !st->y_root) return CT_ERR_NOMEM;
+  return CT_OK;
+}
+
+/* Ends the solve's stepping (see ode_internal.h). */
+void ct_ode_dense_stop(ct_ode_run *r) {
+  ct_dense_stepper *st = r->dense;
+  if (!st) return;
+  if (st->tmp) N_VDestroy(st->tmp);
+  if (st->y_root) N_VDestroy(st->y_root);
+  ct_free(r->ctx, st);
+  r->dense = NULL;
+}
+
+/* y(tout) from the current step's interpolant: an output, as CV_NORMAL
+ * returns it. */
+static int dense_output_at(ct_dense_stepper *st, double tout, N_Vector y, double *t) {
+  int flag = st->ops->dky(st->mem, tout, 0, y);
+  if (flag < 0) return flag;
+  *t = tout;
+  st->taken = 0;
+  return 0;
+}
+
+/* One step, recorded when the integrator took one (it may return without
+ * stepping, after a root). */
+static int dense_one_step(ct_ode_run *r, ct_dense_stepper *st, double tout, N_Vector y,
+                          double *t) {
+  int flag = st->ops->one_step(st->mem, tout, y, t);
+  st->after_root = 0;
+  long nst = st->ops->n_steps(st->mem);
+  if (nst > st->nst) {
+    st->nst = nst;
+    st->taken++;
+    if (dense_record_step(r, st) < 0) {
+      snprintf(r->cause, sizeof r->cause, "out of memory storing the dense output");
+      return -20; /* CV_MEM_FAIL, ARK_MEM_FAIL */
+    }
+  }
+  return flag;
+}
+
+/* Returns the root kept back for after the outputs before it, or the next
+ * output before it. */
+static int dense_pending(ct_dense_stepper *st, double tout, N_Vector y, double *t) {
+  if (st->t_root > tout) return dense_output_at(st, tout, y, t);
+  N_VScale(1.0, st->y_root, y);
+  *t = st->t_root;
+  st->pending_root = 0;
+  st->after_root = 1;
+  st->taken = 0;
+  return 2; /* CV_ROOT_RETURN, ARK_ROOT_RETURN */
+}
+
+/* CV_NORMAL / ARK_NORMAL one step at a time (see ode_internal.h). A root
+ * found past tout is kept back until tout has been returned, as the normal
+ * mode (whose root search stops at tout) would order them. */
+int ct_ode_dense_advance(ct_ode_run *r, double tout, N_Vector y, double *t) {
+  ct_dense_stepper *st = r->dense;
+  if (st->pending_root) return dense_pending(st, tout, y, t);
+  for (;;) {
+    if (!st->after_root && st->nst > 0 && st->ops->current_time(st->mem) >= tout)
+      return dense_output_at(st, tout, y, t);
+    if (st->max_steps > 0 && st->taken >= st->max_steps) {
+      snprintf(r->sundials, sizeof r->sundials, "%s: at t = %.6g, %ld steps taken "
+               "before reaching tout", st->ops->name, st->ops->current_time(st->mem),
+               st->max_steps);
+      return -1; /* CV_TOO_MUCH_WORK, ARK_TOO_MUCH_WORK */
+    }
+    int flag = dense_one_step(r, st, tout, y, t);
+    if (flag < 0) return flag;
+    if (flag == 2 && *t > tout) { /* a root past tout: tout first */
+      N_VScale(1.0, y, st->y_root);
+      st->t_root = *t;
+      st->pending_root = 1;
+      return dense_output_at(st, tout, y, t);
+    }
+    if (flag == 2) {
+      st->after_root = 1;
+      st->taken = 0;
+      return flag;
+    }
+  }
+}
+
+/* The step covering t: the first whose end is >= t. */
+static size_t dense_find(const ct_ode_dense *d, double t) {
+  size_t lo = 0, hi = d->n_steps - 1;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (d->t_end[mid] >= t) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+/* The k-th derivative of step i's polynomial at t, by Horner's rule on
+ * sum_{j >= k} D_j dt^(j-k) / (j-k)!. */
+static void dense_poly(const ct_ode_dense *d, size_t i, double t, int k, double *y) {
+  const double *D = d->coef + d->first[i];
+  int q = d->degree[i];
+  double dt = t - d->t_end[i];
+  for (size_t c = 0; c < d->n; c++) {
+    double acc = 0;
+    for (int j = q; j >= k; j--) acc = acc * dt / (double)(j - k + 1) + D[(size_t)j * d->n + c];
+    y[c] = k > q ? 0.0 : acc;
+  }
+}
+
+/* y^(k)(t) from the stored interpolants (see ode.h). */
+int ct_ode_result_eval(ct_context *ctx, const ct_ode_result *res, double t, int k,
+                       double *y) {
+  if (!res || !y) return CT_ERROR(ctx, CT_ERR_ARG, "ct_ode_result_eval needs a result and y");
+  const ct_ode_dense *d = res->dense;
+  if (!d)
+    return CT_ERROR(ctx, CT_ERR_ARG, "the result has no dense output: solve with "
+                    "options.dense_output = 1");
+  if (k < 0) return CT_ERROR(ctx, CT_ERR_ARG, "derivative order k = %d is negative", k);
+  /* After an ARKODE failure t_reached is the failing stage's time, past the
+   * last step: the interpolants end with the steps. */
+  double end = d->n_steps ? fmin(res->t_reached, d->t_end[d->n_steps - 1]) : d->t0;
+  if (!(t >= d->t0 && t <= end))
+    return CT_ERROR(ctx, CT_ERR_ARG, "t = %.17g is outside the solved interval [%.17g, "
+                    "%.17g]", t, d->t0, end);
+  if (d->n_steps == 0) {
+    if (k > 0)
+      return CT_ERROR(ctx, CT_ERR_ARG, "no step was taken: only y(t0) is known, not "
+                      "its derivative");
+    memcpy(y, d->y0, d->n * sizeof *y);
+    return CT_OK;
+  }
+  dense_poly(d, dense_find(d, t), t, k, y);
+  return CT_OK;
+}
+
 /* Writes "t = <reached>: <what our callback found> (then: <CVODES' failure>);
  * <SUNDIALS' message>" into the result: the callback's finding (a NaN, say)
  * is the cause, CVODES' flag only its consequence. Empty parts are left out. */
@@ -648,6 +953,31 @@ static void describe_failure(ct_ode_result *res, const char *flag_cause,
   append(res->message, sizeof res->message, "; %s", sundials);
 }
 
+/* CVODES as dense output drives it (see ct_step_ops). */
+static int cv_one_step(void *cv, double tout, N_Vector y, double *t) {
+  return CVode(cv, tout, y, t, CV_ONE_STEP);
+}
+static int cv_dky(void *cv, double t, int k, N_Vector out) {
+  return CVodeGetDky(cv, t, k, out);
+}
+static long cv_n_steps(void *cv) {
+  long nst = 0;
+  CVodeGetNumSteps(cv, &nst);
+  return nst;
+}
+static double cv_current_time(void *cv) {
+  double t = 0;
+  CVodeGetCurrentTime(cv, &t);
+  return t;
+}
+static int cv_degree(void *cv) { /* the order of the step just taken */
+  int q = 0;
+  CVodeGetLastOrder(cv, &q);
+  return q;
+}
+static const ct_step_ops cv_step_ops = {cv_one_step, cv_dky, cv_n_steps,
+                                        cv_current_time, cv_degree, "CVODES CVode"};
+
 /* Runs CVode through the output times, filling res; a failure is recorded
  * in res (message with the time reached) and returned. */
 static int integrate(ct_ode_run *r, ct_cvode_set *c, const ct_ode_options *o,
@@ -660,6 +990,7 @@ static int integrate(ct_ode_run *r, ct_cvode_set *c, const ct_ode_options *o,
   for (size_t k = 1; k < n_tout;) {
     double t = tout[0];
     int flag = c->advance ? c->advance(r, c, tout[k], &t)
+               : r->dense ? ct_ode_dense_advance(r, tout[k], c->y, &t)
                           : CVode(c->cv, tout[k], c->y, &t, CV_NORMAL);
     res->t_reached = t;
     if (flag == CV_ROOT_RETURN) {
@@ -673,7 +1004,7 @@ static int integrate(ct_ode_run *r, ct_cvode_set *c, const ct_ode_options *o,
     }
     if (flag < 0) {
       CVodeGetCurrentTime(c->cv, &res->t_reached);
-      describe_failure(res, failure_cause(flag, o), r->cause, r->sundials);
+      describe_failure(res, cvode_cause(c->cv, flag, o, r->cause), r->cause, r->sundials);
       return CT_ERROR(r->ctx, CT_ERR_SOLVER, "%s", res->message);
     }
     store_output(res, t, y);
@@ -694,7 +1025,10 @@ static int initial_values(ct_ode_run *r, const double *y0, double *out) {
     memcpy(out, y0, m->n * sizeof *out);
     return CT_OK;
   }
-  CT_CHECK(r->ctx, eval_at(r, &m->y0, 0, NULL, NULL, out));
+  int rc = eval_at(r, &m->y0, 0, NULL, NULL, out);
+  if (rc == CT_ERR_SOLVER) /* a flipped guard */
+    return CT_ERROR(r->ctx, CT_ERR_ARG, "initial values: %s", r->cause);
+  CT_CHECK(r->ctx, rc);
   return CT_OK;
 }
 
@@ -718,7 +1052,12 @@ static int solve_run(ct_ode_run *r, const ct_ode_options *o, const ct_ode_hooks 
                    m->pattern->nnz, m->mu, m->ml);
   if (rc == CT_OK) rc = cvode_setup(r, &c, o, tout[0], y_init, ls);
   if (rc == CT_OK && h->setup) rc = h->setup(r, &c, o);
+  if (rc == CT_OK && o->dense_output && c.advance)
+    rc = CT_ERROR(ctx, CT_ERR_ARG, "dense output is not available for adjoint solves "
+                  "(their forward pass keeps its own checkpoints)");
+  if (rc == CT_OK) rc = ct_ode_dense_start(r, res, &cv_step_ops, c.cv, o, c.y);
   if (rc == CT_OK) rc = integrate(r, &c, o, h, tout, n_tout, res);
+  ct_ode_dense_stop(r);
   if (c.cv) collect_stats(c.cv, &res->stats);
   if (h->finish) h->finish(r, &c);
   cvode_set_free(&c);
@@ -740,7 +1079,7 @@ int ct_ode_solve_into(ct_context *ctx, const ct_ode *m, const double *p,
     return CT_ERROR(ctx, CT_ERR_ARG, "the model has %zu parameters: pass p", m->np);
   if (o.method >= CT_ODE_ERK || m->rhs_e.f) /* ARKODE (arkode.c) */
     return ct_arkode_solve_into(ctx, m, p, y0, tout, n_tout, &o, hooks, res);
-  ct_ode_run r = {ctx, m, p, NULL, NULL, 0, "", "", h->ud};
+  ct_ode_run r = {ctx, m, p, NULL, NULL, 0, "", "", h->ud, NULL};
   int rc = result_init(ctx, m, n_tout + 1, res);
   r.work = rc < 0 ? NULL : ct_alloc(ctx, m->work * sizeof *r.work);
   size_t n_vals = m->pattern->nnz && m->pattern->colptr ? m->pattern->nnz : 1;
@@ -775,6 +1114,7 @@ void ct_ode_result_clear(ct_context *ctx, ct_ode_result *r) {
   ct_free(ctx, r->roots);
   ct_free(ctx, r->t);
   ct_free(ctx, r->y);
+  dense_free(ctx, r->dense);
   memset(r, 0, sizeof *r);
 }
 

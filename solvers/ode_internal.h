@@ -52,7 +52,25 @@ typedef struct ct_ode_run {
   char cause[256];    /* set by a callback that fails */
   char sundials[256]; /* SUNDIALS' own last error message */
   void *ext;          /* an extension's state (the hooks' ud), else NULL */
+  struct ct_dense_stepper *dense; /* dense output's stepping (ode.c), else NULL */
 } ct_ode_run;
+
+/* Records in r->cause that model function `what` (e.g. "right-hand side")
+ * met a guard that flipped at time t (ct_fun_eval returned CT_RETRACE): the
+ * solve then stops with CT_ERR_SOLVER rather than follow a stale branch. */
+void ct_ode_retrace_cause(ct_ode_run *r, const char *what, double t);
+
+/* A user callback's return value `rc` for CVODES (callback models): 0
+ * stays 0; otherwise r->cause names the callback `name` and the time t, and
+ * a positive value stays recoverable (1), a negative one does not (-1). */
+int ct_ode_user_status(ct_ode_run *r, const char *name, int rc, double t);
+
+/* A failure's cause in plain words when the linear solver's last flag
+ * `lsflag` shows a singular Newton matrix I - gamma J (conv_fail: the
+ * nonlinear iteration failed; setup_fail: the linear-solver setup did) and
+ * no callback failure `found` explains it; NULL otherwise. */
+const char *ct_ode_singular_cause(int conv_fail, int setup_fail, long lsflag,
+                                  const char *found);
 
 /* The CVODES objects of one solve; ct_ode_solve_into frees them all,
  * including those an extension adds (sensitivity vectors, solver). */
@@ -117,6 +135,34 @@ int ct_ode_solve_into(ct_context *ctx, const ct_ode *m, const double *p,
 
 /* Frees what a result holds (not the struct itself) and zeroes it. */
 void ct_ode_result_clear(ct_context *ctx, ct_ode_result *res);
+
+/* ---- Dense output (ode.c), for CVODES and ARKODE ---- */
+
+/* How dense output drives an integrator: one internal step toward tout
+ * (CV_ONE_STEP, ARK_ONE_STEP), the interpolant's k-th derivative at t, the
+ * step count, the current time, and the degree of the last step's
+ * interpolant. Flags are CVODES' (ARKODE's coincide: 0 success, 2 root,
+ * negative failure). */
+typedef struct ct_step_ops {
+  int (*one_step)(void *mem, double tout, N_Vector y, double *t);
+  int (*dky)(void *mem, double t, int k, N_Vector out);
+  long (*n_steps)(void *mem);
+  double (*current_time)(void *mem);
+  int (*degree)(void *mem);
+  const char *name; /* "CVODES CVode" or "ARKODE ARKStepEvolve", for messages */
+} ct_step_ops;
+
+/* Starts dense output for a solve (r->dense) when o->dense_output is set:
+ * res->dense gets y(t0) from y, and every step taken through
+ * ct_ode_dense_advance. CT_OK and nothing done when the option is off. */
+int ct_ode_dense_start(ct_ode_run *r, ct_ode_result *res, const ct_step_ops *ops,
+                       void *mem, const ct_ode_options *o, N_Vector y);
+/* Does what CVode(..., CV_NORMAL) / ARKStepEvolve(..., ARK_NORMAL) would —
+ * the same steps, outputs, roots in order, and per-call step limit — one
+ * step at a time, recording each step's interpolant. */
+int ct_ode_dense_advance(ct_ode_run *r, double tout, N_Vector y, double *t);
+/* Ends the solve's stepping (frees r->dense; the result keeps the data). */
+void ct_ode_dense_stop(ct_ode_run *r);
 
 /* ---- Shared with the ARKODE integration (solvers/arkode.c) ---- */
 

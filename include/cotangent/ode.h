@@ -60,14 +60,16 @@ typedef struct ct_ode_callbacks {
   /* Jv = (df/dy) v: for GMRES. */
   int (*jvp)(double t, const double *y, const double *p, const double *v,
              double *Jv, void *ud);
-  /* JTw = (df/dy)^T w: for adjoints (not used yet, see docs/ode.md). */
+  /* JTw = (df/dy)^T w: for adjoints (adjoint right-hand side and backward
+   * GMRES; without it, formed from the Jacobian callback). */
   int (*vjp)(double t, const double *y, const double *p, const double *w,
              double *JTw, void *ud);
   /* out = (df/dp) v, v of np values, out of n: for forward sensitivities
-   * (not used yet). */
+   * (ct_fsa_solve; with jvp or a Jacobian callback for the (df/dy) s part). */
   int (*dfdp_v)(double t, const double *y, const double *p, const double *v,
                 double *out, void *ud);
-  /* out = (df/dp)^T w, w of n values, out of np: for adjoints (not used yet). */
+  /* out = (df/dp)^T w, w of n values, out of np: for adjoints (the
+   * gradient quadrature; required there when np > 0). */
   int (*dfdp_t_w)(double t, const double *y, const double *p, const double *w,
                   double *out, void *ud);
   /* Optional root functions: g (n_roots values), like ct_ode_new's roots. */
@@ -82,8 +84,10 @@ typedef struct ct_ode_callbacks {
  * CT_ERR_ARG for a missing f, n = 0, a bad pattern, or jac_dense and
  * jac_sparse both set. ct_ode_jac_nnz is the pattern's nnz, or n*n.
  * Initial values come from ct_ode_solve's y0. Methods: BDF and Adams
- * (ARKODE methods, forward sensitivities and adjoints refuse these models
- * with CT_ERR_ARG). */
+ * (ARKODE methods refuse these models with CT_ERR_ARG; forward
+ * sensitivities use jvp or the Jacobian callback with dfdp_v, see
+ * cotangent/sensitivity.h; adjoints use vjp or the Jacobian callback with
+ * dfdp_t_w, see cotangent/adjoint.h). */
 int ct_ode_new_callbacks(ct_context *ctx, const ct_ode_callbacks *cb, ct_ode **out);
 size_t ct_ode_n_states(const ct_ode *ode);
 size_t ct_ode_n_params(const ct_ode *ode);
@@ -123,6 +127,9 @@ typedef struct ct_ode_options {
   double max_step;      /* largest step; 0: unlimited */
   int stop_at_roots;    /* 1: a root ends the integration (else it is
                            recorded and integration continues) */
+  int dense_output;     /* 1: keep the integrator's interpolant of every
+                           internal step in the result, for
+                           ct_ode_result_eval (costs memory per step) */
 } ct_ode_options;
 
 /* BDF, auto linear solver, rtol 1e-6, atol 1e-8, stop at roots. */
@@ -134,6 +141,10 @@ typedef struct ct_ode_stats {
   long jtimes_evals, lin_iters; /* GMRES */
   double last_step;
   int last_order;
+  double init_step;    /* the initial step actually attempted */
+  double current_time; /* where the integrator's internal state is (may be
+                          past the last output time) */
+  double current_step; /* the step size it would try next */
 } ct_ode_stats;
 
 /* An event found during integration. */
@@ -153,15 +164,30 @@ typedef struct ct_ode_result {
   size_t n_roots_found;
   ct_ode_linsol linsol; /* the linear solver used (resolved from auto) */
   ct_ode_stats stats;
+  struct ct_ode_dense *dense; /* with options.dense_output: the interpolant
+                                 of every step (private; read it through
+                                 ct_ode_result_eval), else NULL */
 } ct_ode_result;
 
 void ct_ode_result_free(ct_context *ctx, ct_ode_result *r);
+
+/* The k-th time derivative (k >= 0; 0: the solution itself) of y at t,
+ * anywhere in [t0, t_reached], from the integrator's own interpolant of the
+ * step that covers t (CVODES: its Nordsieck polynomial, as CVodeGetDky;
+ * ARKODE: its Hermite interpolant, as ARKStepGetDky), into y (n values).
+ * Needs a result solved with dense_output = 1. CT_ERR_ARG for a result
+ * without dense output, t outside [t0, t_reached] (or NaN), or k < 0. */
+int ct_ode_result_eval(ct_context *ctx, const ct_ode_result *res, double t, int k,
+                       double *y);
 
 /* Integrates from t0 = tout[0] with y(t0) from the model's y0 function, or
  * from `y0` (n values) when the model has none, and returns the solution at
  * tout[0..n_tout) (increasing). On a solver failure the result is still
  * returned, with everything up to the failure: status negative, message
- * "t = ...: <cause>", also returned and recorded in the context. */
+ * "t = ...: <cause>", also returned and recorded in the context. A model
+ * traced with guards (ct_branch) whose guard flips during the solve stops it
+ * the same way, with CT_ERR_SOLVER and a message saying so: its traced
+ * branch no longer holds there. */
 int ct_ode_solve(ct_context *ctx, const ct_ode *ode, const double *p,
                  const double *y0, const double *tout, size_t n_tout,
                  const ct_ode_options *opts, ct_ode_result **out);

@@ -6,7 +6,14 @@
  * model's right-hand side (tangent inputs: the sensitivity vectors in y and
  * the unit directions of the parameters in p), built once by ct_fsa_new;
  * initial sensitivities come from the JVP of the model's y0(p) function
- * (zero when the model has none). No difference quotients. */
+ * (zero when the model has none). No difference quotients.
+ *
+ * Callback models (ct_ode_new_callbacks) use their callbacks instead:
+ * jvp(s_j) (or the jac_dense / jac_sparse matrix times s_j) + dfdp_v(e_j);
+ * without dfdp_v (or without jvp and a Jacobian), CVODES' own
+ * difference-quotient sensitivity right-hand side if the model allows
+ * difference quotients, else ct_fsa_new's CT_ERR_ARG names the missing
+ * callback. Their initial sensitivities are zero (y0 is the caller's). */
 #ifndef COTANGENT_SENSITIVITY_H
 #define COTANGENT_SENSITIVITY_H
 
@@ -30,7 +37,8 @@ typedef struct ct_fsa ct_fsa;
  * in order — n_params is then ignored). The selection is fixed here
  * because the JVP's number of directions is. `ode` is borrowed: it must
  * outlive the problem. CT_ERR_ARG for a model without parameters, an index
- * out of range or repeated. */
+ * out of range or repeated, or a callback model lacking the callbacks it
+ * needs (see above). */
 int ct_fsa_new(ct_context *ctx, const ct_ode *ode, const size_t *params,
                size_t n_params, ct_fsa **out);
 void ct_fsa_free(ct_fsa *fsa);
@@ -68,8 +76,9 @@ typedef struct ct_fsa_stats {
   long sens_rhs_evals;    /* calls of the sensitivity right-hand side
                              (CVodeGetSensNumRhsEvals): one per call for all
                              parameters, one per parameter with STAGGERED1 */
-  long rhs_evals_sens;    /* right-hand side calls for difference quotients
-                             (CVodeGetNumRhsEvalsSens): 0, none are used */
+  long rhs_evals_sens;    /* right-hand side calls for CVODES' difference
+                             quotients (CVodeGetNumRhsEvalsSens): 0 except
+                             for callback models without dfdp_v */
   long err_test_fails;    /* CVodeGetSensNumErrTestFails (staggered) */
   long lin_setups;        /* CVodeGetSensNumLinSolvSetups (staggered) */
   long nonlin_iters;      /* CVodeGetSensNumNonlinSolvIters (staggered) */

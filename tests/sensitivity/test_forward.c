@@ -1004,6 +1004,237 @@ typedef struct thread_job {
   int rc;
 } thread_job;
 
+/* ---- Callback models, dense output, guards ----------------------------------------- */
+
+/* Lotka–Volterra as C callbacks, p = (a, b, c, d), u = (x, y). */
+static int lv_f(double t, const double *u, const double *p, double *f, void *ud) {
+  (void)t, (void)ud;
+  f[0] = p[0] * u[0] - p[1] * u[0] * u[1];
+  f[1] = p[3] * u[0] * u[1] - p[2] * u[1];
+  return 0;
+}
+
+static int lv_jac(double t, const double *u, const double *p, double *J, void *ud) {
+  (void)t, (void)ud;
+  J[0] = p[0] - p[1] * u[1]; /* column-major */
+  J[1] = p[3] * u[1];
+  J[2] = -p[1] * u[0];
+  J[3] = p[3] * u[0] - p[2];
+  return 0;
+}
+
+static int lv_jvp(double t, const double *u, const double *p, const double *v,
+                  double *Jv, void *ud) {
+  double J[4];
+  lv_jac(t, u, p, J, ud);
+  Jv[0] = J[0] * v[0] + J[2] * v[1];
+  Jv[1] = J[1] * v[0] + J[3] * v[1];
+  return 0;
+}
+
+/* (df/dp) v: the columns are (x, 0), (-xy, 0), (0, -y), (0, xy). */
+static int lv_dfdp_v(double t, const double *u, const double *p, const double *v,
+                     double *out, void *ud) {
+  (void)t, (void)p, (void)ud;
+  out[0] = u[0] * v[0] - u[0] * u[1] * v[1];
+  out[1] = -u[1] * v[2] + u[0] * u[1] * v[3];
+  return 0;
+}
+
+/* A callback model with f and the derivative callbacks asked for. */
+static ct_ode *lv_callback_model(ct_context *ctx, int jvp, int jac, int dfdp, int dq) {
+  ct_ode_callbacks cb = {0};
+  cb.n = 2;
+  cb.np = 4;
+  cb.f = lv_f;
+  if (jvp) cb.jvp = lv_jvp;
+  if (jac) cb.jac_dense = lv_jac;
+  if (dfdp) cb.dfdp_v = lv_dfdp_v;
+  cb.allow_difference_quotients = dq;
+  ct_ode *ode = NULL;
+  assert_int_equal(ct_ode_new_callbacks(ctx, &cb, &ode), CT_OK);
+  return ode;
+}
+
+/* Forward sensitivities of `ode` for params (NULL: all), or fail. */
+static ct_fsa_result *fsa_run_lv_tol(ct_context *ctx, const ct_ode *ode,
+                                     const size_t *params, size_t n_params,
+                                     ct_fsa_corrector corrector, const double *tout,
+                                     size_t nt, double rtol) {
+  double p[4] = {1.5, 1.0, 3.0, 1.0}, y0[2] = {1, 1};
+  ct_fsa *fsa = NULL;
+  if (ct_fsa_new(ctx, ode, params, n_params, &fsa) != CT_OK)
+    fail_msg("ct_fsa_new: %s", ct_errmsg(ctx));
+  ct_fsa_options o = ct_fsa_default_options();
+  o.ode.rtol = rtol;
+  o.ode.atol = 1e-2 * rtol;
+  o.ode.max_steps = 100000;
+  o.corrector = corrector;
+  ct_fsa_result *res = NULL;
+  if (ct_fsa_solve(ctx, fsa, p, y0, tout, nt, &o, &res) != CT_OK)
+    fail_msg("ct_fsa_solve: %s", ct_errmsg(ctx));
+  ct_fsa_free(fsa);
+  return res;
+}
+
+/* fsa_run_lv_tol at rtol 1e-10. */
+static ct_fsa_result *fsa_run_lv(ct_context *ctx, const ct_ode *ode, const size_t *params,
+                                 size_t n_params, ct_fsa_corrector corrector,
+                                 const double *tout, size_t nt) {
+  return fsa_run_lv_tol(ctx, ode, params, n_params, corrector, tout, nt, 1e-10);
+}
+
+/* Every sensitivity of `got` equals `all`'s for the same parameter (`all`
+ * has each of got's) to |a - b| <= rtol |b| + atol. */
+static void expect_same_sens(const ct_fsa_result *got, const ct_fsa_result *all,
+                             double rtol, double atol, const char *what) {
+  size_t n = got->ode.n;
+  assert_int_equal(got->ode.n_out, all->ode.n_out);
+  double worst = 0;
+  for (size_t k = 0; k < got->ode.n_out; k++)
+    for (size_t j = 0; j < got->n_params; j++)
+      for (size_t i = 0; i < n; i++) {
+        size_t jj = 0;
+        while (all->params[jj] != got->params[j]) jj++;
+        double a = got->s[(k * got->n_params + j) * n + i];
+        double b = all->s[(k * all->n_params + jj) * n + i];
+        double e = fabs(a - b) / (rtol * fabs(b) + atol);
+        if (e > worst) worst = e;
+        if (e > 1)
+          fail_msg("%s: t = %g, dy%zu/dp%zu = %.12g, AD model %.12g", what,
+                   got->ode.t[k], i, got->params[j], a, b);
+      }
+  printf("%s: worst difference %.3g x (%.0e |s| + %.0e)\n", what, worst, rtol, atol);
+}
+
+/* A callback model's sensitivities from jvp (or its Jacobian) and dfdp_v
+ * equal the AD model's; from CVODES' difference quotients they are close;
+ * without dfdp_v and difference quotients, a clear error. */
+static void test_callback_model_sensitivities(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_fun *rhs = ct_lotka_volterra(ctx);
+  ct_ode *ad = NULL;
+  assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ad), CT_OK);
+  double tout[] = {0, 1, 2, 5, 10};
+  ct_fsa_result *ref = fsa_run_lv(ctx, ad, NULL, 0, CT_FSA_SIMULTANEOUS, tout, 5);
+
+  ct_ode *with_jvp = lv_callback_model(ctx, 1, 1, 1, 0);
+  ct_fsa_result *res = fsa_run_lv(ctx, with_jvp, NULL, 0, CT_FSA_SIMULTANEOUS, tout, 5);
+  expect_same_sens(res, ref, 1e-8, 1e-10, "callbacks jvp + dfdp_v, simultaneous");
+  assert_int_equal(res->stats.rhs_evals_sens, 0);
+  ct_fsa_result_free(ctx, res);
+  res = fsa_run_lv(ctx, with_jvp, NULL, 0, CT_FSA_STAGGERED1, tout, 5);
+  expect_same_sens(res, ref, 1e-8, 1e-10, "callbacks jvp + dfdp_v, staggered1");
+  ct_fsa_result_free(ctx, res);
+  size_t sub[2] = {3, 1}; /* fewer sensitivities in the error test: other steps */
+  ct_fsa_result *ref_sub = fsa_run_lv(ctx, ad, sub, 2, CT_FSA_STAGGERED, tout, 5);
+  res = fsa_run_lv(ctx, with_jvp, sub, 2, CT_FSA_STAGGERED, tout, 5);
+  expect_same_sens(res, ref_sub, 1e-8, 1e-10, "callbacks jvp + dfdp_v, p3 and p1");
+  ct_fsa_result_free(ctx, res);
+  ct_fsa_result_free(ctx, ref_sub);
+  ct_ode *with_jac = lv_callback_model(ctx, 0, 1, 1, 0);
+  res = fsa_run_lv(ctx, with_jac, NULL, 0, CT_FSA_STAGGERED, tout, 5);
+  expect_same_sens(res, ref, 1e-8, 1e-10, "callbacks jac_dense + dfdp_v, staggered");
+  ct_fsa_result_free(ctx, res);
+
+  ct_ode *dq = lv_callback_model(ctx, 0, 0, 0, 1);
+  res = fsa_run_lv_tol(ctx, dq, NULL, 0, CT_FSA_SIMULTANEOUS, tout, 5, 1e-7);
+  expect_same_sens(res, ref, 1e-4, 1e-6, "CVODES' difference quotients");
+  assert_true(res->stats.rhs_evals_sens > 0);
+  ct_fsa_result_free(ctx, res);
+
+  ct_fsa *fsa = NULL;
+  ct_ode *bare = lv_callback_model(ctx, 0, 0, 0, 0);
+  assert_int_equal(ct_fsa_new(ctx, bare, NULL, 0, &fsa), CT_ERR_ARG);
+  assert_null(fsa);
+  assert_non_null(strstr(ct_errmsg(ctx), "need the dfdp_v callback"));
+  assert_non_null(strstr(ct_errmsg(ctx), "allow_difference_quotients"));
+  ct_ode *no_jv = lv_callback_model(ctx, 0, 0, 1, 0);
+  assert_int_equal(ct_fsa_new(ctx, no_jv, NULL, 0, &fsa), CT_ERR_ARG);
+  assert_non_null(strstr(ct_errmsg(ctx), "need the jvp (or jac_dense or jac_sparse)"));
+  ct_ode_free(no_jv);
+  ct_ode_free(bare);
+  ct_ode_free(dq);
+  ct_ode_free(with_jac);
+  ct_ode_free(with_jvp);
+  ct_fsa_result_free(ctx, ref);
+  ct_ode_free(ad);
+  ct_fun_free(rhs);
+  ct_context_free(ctx);
+}
+
+/* Dense output of a sensitivity solve: the states between outputs, with
+ * the same steps, states and sensitivities at the outputs as without. */
+static void test_dense_output(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_fun *rhs = ct_lotka_volterra(ctx);
+  ct_ode *ode = NULL;
+  ct_fsa *fsa = NULL;
+  assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
+  assert_int_equal(ct_fsa_new(ctx, ode, NULL, 0, &fsa), CT_OK);
+  double p[4] = {1.5, 1.0, 3.0, 1.0}, y0[2] = {1, 1}, tout[] = {0, 1, 2, 5, 10};
+  ct_fsa_options o = ct_fsa_default_options();
+  ct_fsa_result *plain = NULL, *dense = NULL;
+  assert_int_equal(ct_fsa_solve(ctx, fsa, p, y0, tout, 5, &o, &plain), CT_OK);
+  o.ode.dense_output = 1;
+  assert_int_equal(ct_fsa_solve(ctx, fsa, p, y0, tout, 5, &o, &dense), CT_OK);
+  assert_null(plain->ode.dense);
+  assert_int_equal(dense->ode.stats.steps, plain->ode.stats.steps);
+  assert_memory_equal(dense->ode.y, plain->ode.y, 5 * 2 * sizeof(double));
+  assert_memory_equal(dense->s, plain->s, 5 * 4 * 2 * sizeof(double));
+  double y[2];
+  for (size_t k = 0; k < 5; k++) {
+    assert_int_equal(ct_ode_result_eval(ctx, &dense->ode, tout[k], 0, y), CT_OK);
+    for (int i = 0; i < 2; i++)
+      assert_true(fabs(y[i] - dense->ode.y[k * 2 + i]) <= 1e-12 * fabs(y[i]) + 1e-15);
+  }
+  assert_int_equal(ct_ode_result_eval(ctx, &dense->ode, 7.5, 0, y), CT_OK);
+  assert_int_equal(ct_ode_result_eval(ctx, &dense->ode, 11, 0, y), CT_ERR_ARG);
+  ct_fsa_result_free(ctx, plain);
+  ct_fsa_result_free(ctx, dense);
+  ct_fsa_free(fsa);
+  ct_ode_free(ode);
+  ct_fun_free(rhs);
+  ct_context_free(ctx);
+}
+
+/* y' = p y - 2 while y > 0 (else -y - 2), traced with ct_branch at y = 1:
+ * from y(0) = 1 and p = 1, y = 2 - e^t crosses 0 at t = ln 2, where the
+ * guard flips: the sensitivity solve stops there, results kept. */
+static void test_guard_flip_stops(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_graph *g = ct_graph_new(ctx);
+  double at_y = 1, at_p = 1;
+  ct_var y, p;
+  ct_graph_input(g, "y", 1, &at_y, &y);
+  ct_graph_input(g, "p", 1, &at_p, &p);
+  ct_var f = ct_branch(ct_gt(y, ct_const(g, 0))) ? ct_addc(ct_mul(p, y), -2)
+                                                 : ct_addc(ct_neg(y), -2);
+  ct_graph_output(g, "f", 1, &f);
+  ct_fun *rhs = ct_test_finish(g);
+  ct_ode *ode = NULL;
+  ct_fsa *fsa = NULL;
+  assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
+  assert_int_equal(ct_fsa_new(ctx, ode, NULL, 0, &fsa), CT_OK);
+  double y0 = 1, tout[] = {0, 0.5, 1, 2};
+  ct_fsa_result *res = NULL;
+  assert_int_equal(ct_fsa_solve(ctx, fsa, &at_p, &y0, tout, 4, NULL, &res), CT_ERR_SOLVER);
+  assert_int_equal(res->ode.n_out, 2);
+  assert_true(res->ode.t_reached >= 0.5 && res->ode.t_reached <= log(2.0));
+  assert_non_null(strstr(res->ode.message, "took a different branch"));
+  /* dy/dp at t = 0.5: s' = p s + y, s(0) = 0, y = 2 - e^t: s = 2(e^t - 1) - t e^t. */
+  double s = 2 * (exp(0.5) - 1) - 0.5 * exp(0.5);
+  assert_true(fabs(res->s[1] - s) < 1e-5);
+  ct_fsa_result_free(ctx, res);
+  ct_fsa_free(fsa);
+  ct_ode_free(ode);
+  ct_fun_free(rhs);
+  ct_context_free(ctx);
+}
+
 /* Solves five times with the job's context; the last result is kept. */
 static void *solve_worker(void *ud) {
   thread_job *job = ud;
@@ -1088,6 +1319,33 @@ static int build_and_solve(ct_context *ctx, void *ud) {
   return rc;
 }
 
+/* A callback model (ud: 0 jvp + dfdp_v, 1 difference quotients) built
+ * and solved with dense output. */
+static int build_and_solve_callbacks(ct_context *ctx, void *ud) {
+  int dq = *(const int *)ud;
+  ct_ode_callbacks cb = {0};
+  cb.n = 2;
+  cb.np = 4;
+  cb.f = lv_f;
+  cb.jvp = dq ? NULL : lv_jvp;
+  cb.dfdp_v = dq ? NULL : lv_dfdp_v;
+  cb.allow_difference_quotients = dq;
+  ct_ode *ode = NULL;
+  ct_fsa *fsa = NULL;
+  ct_fsa_result *res = NULL;
+  double p[4] = {1.5, 1.0, 3.0, 1.0}, y0[2] = {1, 1}, tout[] = {0, 0.5, 1};
+  ct_fsa_options o = ct_fsa_default_options();
+  o.ode.dense_output = 1;
+  o.ode.linsol = CT_LINSOL_GMRES;
+  int rc = ct_ode_new_callbacks(ctx, &cb, &ode);
+  if (rc == CT_OK) rc = ct_fsa_new(ctx, ode, NULL, 0, &fsa);
+  if (rc == CT_OK) rc = ct_fsa_solve(ctx, fsa, p, y0, tout, 3, &o, &res);
+  ct_fsa_result_free(ctx, res);
+  ct_fsa_free(fsa);
+  ct_ode_free(ode);
+  return rc;
+}
+
 /* Every allocation failure, simultaneous and staggered1 with a subset. */
 static void test_fault_injection(void **state) {
   (void)state;
@@ -1099,6 +1357,8 @@ static void test_fault_injection(void **state) {
   assert_true(ct_test_fault_sweep(build_and_solve, &c) > 30);
   c.corrector = CT_FSA_STAGGERED1;
   assert_true(ct_test_fault_sweep(build_and_solve, &c) > 30);
+  for (int dq = 0; dq < 2; dq++)
+    assert_true(ct_test_fault_sweep(build_and_solve_callbacks, &dq) > 5);
   ct_fun_free(rhs);
   ct_fun_free(init);
   ct_context_free(ctx);
@@ -1116,6 +1376,9 @@ int main(void) {
       cmocka_unit_test(test_stopping_root),
       cmocka_unit_test(test_failure_keeps_sensitivities),
       cmocka_unit_test(test_bad_arguments),
+      cmocka_unit_test(test_callback_model_sensitivities),
+      cmocka_unit_test(test_dense_output),
+      cmocka_unit_test(test_guard_flip_stops),
       cmocka_unit_test(test_threads),
       cmocka_unit_test(test_fault_injection),
   };

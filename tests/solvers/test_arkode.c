@@ -283,6 +283,124 @@ static void test_refused(void **state) {
   ct_context_free(ctx);
 }
 
+/* ---- Dense output and statistics ------------------------------------------------- */
+
+/* A solve of `ode` with the options, failing the test on error. */
+static ct_ode_result *solve_opts(ct_context *ctx, const ct_ode *ode, const double *p,
+                                 const double *y0, const double *tout, size_t nt,
+                                 const ct_ode_options *o) {
+  ct_ode_result *res = NULL;
+  if (ct_ode_solve(ctx, ode, p, y0, tout, nt, o, &res) != CT_OK)
+    fail_msg("method %d: %s", (int)o->method, ct_errmsg(ctx));
+  return res;
+}
+
+/* With dense output ARKODE steps one step at a time (ARK_ONE_STEP) yet
+ * takes the steps of ARK_NORMAL: same statistics, outputs and events; and
+ * between the outputs the interpolant is ARKODE's own (ARKStepGetDky): the
+ * outputs of a normal solve at 200 more times (same first output time, so
+ * the same initial step) agree with it. */
+static void expect_dense_like_normal(ct_context *ctx, const ct_ode *ode, const double *p,
+                                     const double *y0, const double *tout, size_t nt,
+                                     ct_ode_options o) {
+  enum { NFINE = 202 };
+  double fine[NFINE] = {tout[0], tout[1]};
+  for (int i = 2; i < NFINE; i++)
+    fine[i] = tout[1] + (tout[nt - 1] - tout[1]) * (i - 1) / (NFINE - 2);
+  o.dense_output = 0;
+  ct_ode_result *plain = solve_opts(ctx, ode, p, y0, tout, nt, &o);
+  ct_ode_result *many = solve_opts(ctx, ode, p, y0, fine, NFINE, &o);
+  o.dense_output = 1;
+  ct_ode_result *dense = solve_opts(ctx, ode, p, y0, tout, nt, &o);
+  size_t n = plain->n;
+  assert_int_equal(dense->n_out, plain->n_out);
+  assert_memory_equal(dense->y, plain->y, plain->n_out * n * sizeof(double));
+  assert_int_equal(dense->stats.steps, plain->stats.steps);
+  assert_int_equal(dense->stats.rhs_evals, plain->stats.rhs_evals);
+  assert_int_equal(dense->stats.err_test_fails, plain->stats.err_test_fails);
+  assert_int_equal(dense->stats.nonlin_iters, plain->stats.nonlin_iters);
+  assert_int_equal(many->stats.steps, plain->stats.steps);
+  assert_int_equal(dense->n_roots_found, plain->n_roots_found);
+  for (size_t i = 0; i < plain->n_roots_found; i++)
+    assert_true(fabs(dense->roots[i].t - plain->roots[i].t) <= 1e-10 * plain->roots[i].t);
+  double *y = malloc(n * sizeof *y);
+  for (int i = 0; i < NFINE; i++) {
+    assert_int_equal(ct_ode_result_eval(ctx, dense, fine[i], 0, y), CT_OK);
+    for (size_t c = 0; c < n; c++)
+      if (!(fabs(y[c] - many->y[i * n + c]) <= 1e-10 * fabs(many->y[i * n + c]) + 1e-15))
+        fail_msg("method %d, t = %g: y%zu = %.17g dense, %.17g normal", (int)o.method,
+                 fine[i], c, y[c], many->y[i * n + c]);
+  }
+  /* Statistics: the initial step, the current time and step. */
+  const ct_ode_stats *s = &dense->stats;
+  assert_true(s->init_step > 0 && s->init_step <= tout[1] - tout[0]);
+  assert_true(s->current_time >= tout[nt - 1] && s->current_step > 0);
+  assert_true(plain->stats.init_step == s->init_step);
+  free(y);
+  ct_ode_result_free(ctx, plain);
+  ct_ode_result_free(ctx, many);
+  ct_ode_result_free(ctx, dense);
+}
+
+/* y' = y - 2 while y > 0 (else -y - 2), traced with ct_branch at y = 1:
+ * from y(0) = 1 the guard flips at t = ln 2 and every method stops there. */
+static void test_guard_flip_stops(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_graph *g = ct_graph_new(ctx);
+  double at = 1;
+  ct_var y;
+  ct_graph_input(g, "y", 1, &at, &y);
+  ct_var f = ct_branch(ct_gt(y, ct_const(g, 0))) ? ct_addc(y, -2) : ct_addc(ct_neg(y), -2);
+  ct_graph_output(g, "f", 1, &f);
+  ct_ode *ode = model(ctx, ct_test_finish(g), NULL);
+  double y0 = 1, tout[] = {0, 0.5, 1, 2};
+  ct_ode_method methods[] = {CT_ODE_ERK, CT_ODE_DIRK};
+  for (int i = 0; i < 2; i++) {
+    ct_ode_options o = ct_ode_default_options();
+    o.method = methods[i];
+    o.dense_output = i;
+    ct_ode_result *res = NULL;
+    assert_int_equal(ct_ode_solve(ctx, ode, NULL, &y0, tout, 4, &o, &res), CT_ERR_SOLVER);
+    assert_int_equal(res->n_out, 2);
+    assert_true(fabs(res->y[1] - (2 - exp(0.5))) < 1e-5);
+    printf("%s: %s\n", i ? "DIRK" : "ERK", res->message);
+    /* ARKODE's current time after a failure is that of the failing stage. */
+    assert_true(res->t_reached >= 0.5 && res->t_reached < 1);
+    assert_non_null(strstr(res->message, "the right-hand side took a different branch"));
+    double yt[1];
+    if (i) { /* the dense output ends with the last step, before the kink */
+      assert_int_equal(ct_ode_result_eval(ctx, res, 0.6, 0, yt), CT_OK);
+      assert_true(fabs(yt[0] - (2 - exp(0.6))) < 1e-4);
+      assert_int_equal(ct_ode_result_eval(ctx, res, log(2.0) + 1e-3, 0, yt), CT_ERR_ARG);
+    }
+    ct_ode_result_free(ctx, res);
+  }
+  ct_ode_free(ode);
+  ct_context_free(ctx);
+}
+
+static void test_dense_output(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_ode *lv = model(ctx, ct_lotka_volterra(ctx), NULL);
+  double p[4] = {1.5, 1.0, 3.0, 1.0}, y0[2] = {1, 1}, tout[] = {0, 0.05, 4, 10};
+  ct_ode_options o = ct_ode_default_options();
+  o.max_steps = 100000;
+  o.method = CT_ODE_ERK;
+  expect_dense_like_normal(ctx, lv, p, y0, tout, 4, o);
+  o.method = CT_ODE_DIRK;
+  expect_dense_like_normal(ctx, lv, p, y0, tout, 4, o);
+  ct_ode *rob = model(ctx, ct_robertson_rhs(ctx), ct_robertson_roots(ctx));
+  double r0[3] = {1, 0, 0}, rt[] = {0, 0.4, 4, 40}, atol[3] = {1e-10, 1e-14, 1e-10};
+  o.stop_at_roots = 0;
+  o.atol_v = atol;
+  expect_dense_like_normal(ctx, rob, NULL, r0, rt, 4, o);
+  ct_ode_free(lv);
+  ct_ode_free(rob);
+  ct_context_free(ctx);
+}
+
 /* One DIRK solve with a fallible allocator: every failure is reported and
  * nothing leaks. */
 static int build_and_solve(ct_context *ctx, void *ud) {
@@ -327,6 +445,8 @@ int main(void) {
       cmocka_unit_test(test_dirk_linear_solvers_agree),
       cmocka_unit_test(test_erk_stiff_too_much_work),
       cmocka_unit_test(test_refused),
+      cmocka_unit_test(test_dense_output),
+      cmocka_unit_test(test_guard_flip_stops),
       cmocka_unit_test(test_fault_injection),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

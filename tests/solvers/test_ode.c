@@ -290,6 +290,287 @@ static void test_stop_at_root(void **state) {
   ct_context_free(ctx);
 }
 
+/* ---- Dense output, statistics, guards ------------------------------------------------ */
+
+/* The cvsRoberts_dns run of the reference test, with or without dense output. */
+static ct_ode_result *robertson_run(ct_context *ctx, const ct_ode *ode, const double *tout,
+                                    int dense) {
+  double y0[3] = {1, 0, 0}, atol[3] = {1e-8, 1e-14, 1e-6};
+  ct_ode_options o = ct_ode_default_options();
+  o.linsol = CT_LINSOL_DENSE;
+  o.rtol = 1e-4;
+  o.atol_v = atol;
+  o.stop_at_roots = 0;
+  o.dense_output = dense;
+  ct_ode_result *res = NULL;
+  assert_int_equal(ct_ode_solve(ctx, ode, NULL, y0, tout, 13, &o, &res), CT_OK);
+  return res;
+}
+
+/* Dense output steps one step at a time (CV_ONE_STEP) yet takes exactly the
+ * steps of CV_NORMAL: same outputs to the bit, same statistics, same events
+ * in the same order; and it reproduces SUNDIALS' printed results. */
+static void test_dense_output_same_steps(void **state) {
+  (void)state;
+  ct_ref_line ref[32];
+  int n_ref = ct_read_cvs_roberts_reference(ref, 32);
+  assert_int_equal(n_ref, 14);
+  ct_context *ctx = ct_context_new(NULL);
+  ct_fun *rhs = ct_robertson_rhs(ctx), *roots = ct_robertson_roots(ctx);
+  ct_ode *ode = NULL;
+  assert_int_equal(ct_ode_new(ctx, rhs, NULL, roots, &ode), CT_OK);
+  double tout[13] = {0, 0.4};
+  for (int k = 2; k < 13; k++) tout[k] = tout[k - 1] * 10;
+  ct_ode_result *plain = robertson_run(ctx, ode, tout, 0);
+  ct_ode_result *dense = robertson_run(ctx, ode, tout, 1);
+  assert_null(plain->dense);
+  assert_non_null(dense->dense);
+  ct_expect_cvs_roberts_reference(ref, n_ref, dense, tout);
+  assert_int_equal(dense->n_out, plain->n_out);
+  assert_memory_equal(dense->y, plain->y, plain->n_out * 3 * sizeof(double));
+  const ct_ode_stats *a = &plain->stats, *b = &dense->stats;
+  assert_int_equal(b->steps, 542);
+  assert_int_equal(b->rhs_evals, 754);
+  assert_int_equal(b->jac_evals, 11);
+  assert_int_equal(b->lin_setups, 107);
+  assert_int_equal(b->err_test_fails, 22);
+  assert_int_equal(b->nonlin_iters, a->nonlin_iters);
+  assert_int_equal(b->nonlin_conv_fails, a->nonlin_conv_fails);
+  assert_true(b->last_step == a->last_step && b->last_order == a->last_order);
+  assert_int_equal(dense->n_roots_found, plain->n_roots_found);
+  for (size_t i = 0; i < plain->n_roots_found; i++) {
+    assert_true(ct_rel_close(dense->roots[i].t, plain->roots[i].t, 1e-10));
+    assert_memory_equal(dense->roots[i].which, plain->roots[i].which, 2 * sizeof(int));
+  }
+  printf("root function evaluations: %ld normal, %ld dense (SUNDIALS prints 570)\n",
+         a->root_evals, b->root_evals);
+  /* At the output times the interpolant gives the stored outputs. */
+  for (size_t k = 0; k < dense->n_out; k++) {
+    double y[3];
+    assert_int_equal(ct_ode_result_eval(ctx, dense, dense->t[k], 0, y), CT_OK);
+    for (int i = 0; i < 3; i++)
+      if (fabs(y[i] - dense->y[k * 3 + i]) > 1e-12 * fabs(dense->y[k * 3 + i]) + 1e-300)
+        fail_msg("t = %g: y%d = %.17g from the interpolant, %.17g stored", dense->t[k],
+                 i + 1, y[i], dense->y[k * 3 + i]);
+  }
+  ct_ode_result_free(ctx, plain);
+  ct_ode_result_free(ctx, dense);
+  ct_ode_free(ode);
+  ct_fun_free(rhs);
+  ct_fun_free(roots);
+  ct_context_free(ctx);
+}
+
+/* Lotka–Volterra f at y with p = (1.5, 1, 3, 1). */
+static void lv_f(const double *y, double *f) {
+  f[0] = 1.5 * y[0] - y[0] * y[1];
+  f[1] = y[0] * y[1] - 3.0 * y[1];
+}
+
+/* Between output times the interpolant matches a tight-tolerance solve to
+ * about the integrator's tolerance, and its first derivative matches f; it
+ * is CVODES' own interpolant: the same as the outputs of a normal solve at
+ * all those times (same first output, hence the same steps). */
+static void expect_dense_accurate(ct_context *ctx, const ct_ode *ode, ct_ode_method method) {
+  double p[4] = {1.5, 1.0, 3.0, 1.0}, y0[2] = {1, 1}, tout[] = {0, 0.025, 10};
+  enum { NREF = 401 };
+  double tref[NREF];
+  for (int i = 0; i < NREF; i++) tref[i] = 10.0 * i / (NREF - 1);
+  ct_ode_options o = ct_ode_default_options();
+  o.method = method;
+  o.rtol = 1e-12;
+  o.atol = 1e-14;
+  o.max_steps = 100000;
+  ct_ode_result *ref = NULL, *res = NULL, *plain = NULL;
+  assert_int_equal(ct_ode_solve(ctx, ode, p, y0, tref, NREF, &o, &ref), CT_OK);
+  o.rtol = 1e-6;
+  o.atol = 1e-8;
+  assert_int_equal(ct_ode_solve(ctx, ode, p, y0, tref, NREF, &o, &plain), CT_OK);
+  o.dense_output = 1;
+  assert_int_equal(ct_ode_solve(ctx, ode, p, y0, tout, 3, &o, &res), CT_OK);
+  assert_int_equal(res->stats.steps, plain->stats.steps);
+  double worst = 0, worst_d = 0;
+  for (int i = 0; i < NREF; i++) {
+    double y[2], dy[2], f[2];
+    assert_int_equal(ct_ode_result_eval(ctx, res, tref[i], 0, y), CT_OK);
+    assert_int_equal(ct_ode_result_eval(ctx, res, tref[i], 1, dy), CT_OK);
+    lv_f(y, f);
+    for (int c = 0; c < 2; c++)
+      if (!ct_rel_close(y[c], plain->y[i * 2 + c], 1e-11))
+        fail_msg("t = %g: y%d = %.17g dense, %.17g from CV_NORMAL", tref[i], c,
+                 y[c], plain->y[i * 2 + c]);
+    for (int c = 0; c < 2; c++) {
+      double e = fabs(y[c] - ref->y[i * 2 + c]) / (1e-6 * fabs(ref->y[i * 2 + c]) + 1e-8);
+      double ed = fabs(dy[c] - f[c]) / (1e-6 * fabs(f[c]) + 1e-8);
+      if (e > worst) worst = e;
+      if (ed > worst_d) worst_d = ed;
+    }
+  }
+  printf("method %d: %ld steps; worst error between outputs %.3g x (rtol |y| + atol), "
+         "of y' %.3g x\n", (int)method, res->stats.steps, worst, worst_d);
+  if (worst > 100) fail_msg("dense output off by %g tolerances", worst);
+  if (worst_d > 1e4) fail_msg("dense y' off by %g tolerances", worst_d);
+  ct_ode_result_free(ctx, ref);
+  ct_ode_result_free(ctx, res);
+  ct_ode_result_free(ctx, plain);
+}
+
+static void test_dense_output_between_outputs(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_fun *rhs = ct_lotka_volterra(ctx);
+  ct_ode *ode = NULL;
+  assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
+  expect_dense_accurate(ctx, ode, CT_ODE_BDF);
+  expect_dense_accurate(ctx, ode, CT_ODE_ADAMS);
+  ct_ode_free(ode);
+  ct_fun_free(rhs);
+  ct_context_free(ctx);
+}
+
+/* Out-of-range times, bad orders and results without dense output. */
+static void test_dense_output_bad_arguments(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_fun *rhs = ct_lotka_volterra(ctx);
+  ct_ode *ode = NULL;
+  assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
+  double p[4] = {1.5, 1.0, 3.0, 1.0}, y0[2] = {1, 1}, tout[] = {1, 3}, y[2];
+  ct_ode_options o = ct_ode_default_options();
+  ct_ode_result *res = NULL;
+  assert_int_equal(ct_ode_solve(ctx, ode, p, y0, tout, 2, &o, &res), CT_OK);
+  assert_int_equal(ct_ode_result_eval(ctx, res, 2, 0, y), CT_ERR_ARG);
+  assert_non_null(strstr(ct_errmsg(ctx), "dense_output = 1"));
+  ct_ode_result_free(ctx, res);
+  o.dense_output = 1;
+  assert_int_equal(ct_ode_solve(ctx, ode, p, y0, tout, 2, &o, &res), CT_OK);
+  assert_int_equal(ct_ode_result_eval(ctx, res, 1, 0, y), CT_OK);
+  assert_true(fabs(y[0] - 1) < 1e-13 && fabs(y[1] - 1) < 1e-13);
+  assert_int_equal(ct_ode_result_eval(ctx, res, 3, 0, y), CT_OK);
+  assert_true(ct_rel_close(y[0], res->y[2], 1e-12) && ct_rel_close(y[1], res->y[3], 1e-12));
+  assert_int_equal(ct_ode_result_eval(ctx, res, 3, 9, y), CT_OK); /* past the order */
+  assert_true(y[0] == 0 && y[1] == 0);
+  assert_int_equal(ct_ode_result_eval(ctx, res, 1 - 1e-9, 0, y), CT_ERR_ARG);
+  assert_non_null(strstr(ct_errmsg(ctx), "outside the solved interval"));
+  assert_int_equal(ct_ode_result_eval(ctx, res, 3 + 1e-9, 0, y), CT_ERR_ARG);
+  assert_int_equal(ct_ode_result_eval(ctx, res, NAN, 0, y), CT_ERR_ARG);
+  assert_int_equal(ct_ode_result_eval(ctx, res, 2, -1, y), CT_ERR_ARG);
+  assert_non_null(strstr(ct_errmsg(ctx), "negative"));
+  assert_int_equal(ct_ode_result_eval(ctx, NULL, 2, 0, y), CT_ERR_ARG);
+  ct_ode_result_free(ctx, res);
+  ct_ode_free(ode);
+  ct_fun_free(rhs);
+  ct_context_free(ctx);
+}
+
+/* A failed solve keeps its dense output up to the time reached; the step
+ * limit is per output interval as with CV_NORMAL. */
+static void test_dense_output_failures(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_fun *rhs = ct_robertson_rhs(ctx);
+  ct_ode *ode = NULL;
+  assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
+  double r0[3] = {1, 0, 0}, rt[] = {0, 1e5}, y[3];
+  ct_ode_options o = ct_ode_default_options();
+  o.max_steps = 20;
+  o.dense_output = 1;
+  ct_ode_result *res = NULL;
+  assert_int_equal(ct_ode_solve(ctx, ode, NULL, r0, rt, 2, &o, &res), CT_ERR_SOLVER);
+  assert_non_null(strstr(res->message, "too much work"));
+  assert_int_equal(res->stats.steps, 20);
+  assert_true(res->stats.current_time == res->t_reached);
+  assert_int_equal(ct_ode_result_eval(ctx, res, res->t_reached, 0, y), CT_OK);
+  assert_true(fabs(y[0] + y[1] + y[2] - 1) < 1e-6); /* mass is conserved */
+  assert_int_equal(ct_ode_result_eval(ctx, res, 0.5 * res->t_reached, 0, y), CT_OK);
+  assert_int_equal(ct_ode_result_eval(ctx, res, 2 * res->t_reached, 0, y), CT_ERR_ARG);
+  ct_ode_result_free(ctx, res);
+  ct_ode_free(ode);
+  ct_fun_free(rhs);
+  ct_context_free(ctx);
+}
+
+/* The initial step attempted, the current time and step. */
+static void test_stats_steps_and_time(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_fun *rhs = ct_robertson_rhs(ctx);
+  ct_ode *ode = NULL;
+  assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
+  double y0[3] = {1, 0, 0}, tout[] = {0, 0.4, 4};
+  ct_ode_options o = ct_ode_default_options();
+  ct_ode_result *res = NULL;
+  assert_int_equal(ct_ode_solve(ctx, ode, NULL, y0, tout, 3, &o, &res), CT_OK);
+  const ct_ode_stats *s = &res->stats;
+  printf("init_step %.6g, current_time %.6g, current_step %.6g, last_step %.6g\n",
+         s->init_step, s->current_time, s->current_step, s->last_step);
+  assert_true(s->init_step > 0 && s->init_step < 0.4);
+  assert_true(s->current_time >= 4 && s->current_time <= 4 + s->last_step);
+  assert_true(s->current_step > 0);
+  ct_ode_result_free(ctx, res);
+  o.max_step = 1e-6; /* bounds the initial step too */
+  o.max_steps = 100000;
+  double short_out[] = {0, 1e-3};
+  assert_int_equal(ct_ode_solve(ctx, ode, NULL, y0, short_out, 2, &o, &res), CT_OK);
+  assert_true(res->stats.init_step > 0 && res->stats.init_step <= 1e-6);
+  assert_true(res->stats.current_step <= 1e-6);
+  ct_ode_result_free(ctx, res);
+  ct_ode_free(ode);
+  ct_fun_free(rhs);
+  ct_context_free(ctx);
+}
+
+/* y' = y - 2 while y > 0 else -y - 2, from y(0) = 1: y = 2 - e^t reaches 0
+ * at t = ln 2. Traced with ct_branch (guarded) or ct_select (smooth). */
+static ct_ode *kink_model(ct_context *ctx, int guarded) {
+  ct_graph *g = ct_graph_new(ctx);
+  double at = 1;
+  ct_var y;
+  ct_graph_input(g, "y", 1, &at, &y);
+  ct_var pos = ct_gt(y, ct_const(g, 0)), up = ct_addc(y, -2), down = ct_addc(ct_neg(y), -2);
+  ct_var f = guarded ? (ct_branch(pos) ? up : down) : ct_select(pos, up, down);
+  ct_graph_output(g, "f", 1, &f);
+  ct_fun *rhs = ct_test_finish(g);
+  ct_ode *ode = NULL;
+  assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
+  ct_fun_free(rhs);
+  return ode;
+}
+
+/* A guard flipping mid-solve stops it, results kept; ct_select integrates. */
+static void test_retrace_stops_the_solve(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  double y0 = 1, tout[] = {0, 0.25, 0.5, 1, 2};
+  ct_ode_options o = ct_ode_default_options();
+  ct_ode *ode = kink_model(ctx, 1);
+  for (int dense = 0; dense < 2; dense++) {
+    o.dense_output = dense;
+    ct_ode_result *res = NULL;
+    assert_int_equal(ct_ode_solve(ctx, ode, NULL, &y0, tout, 5, &o, &res), CT_ERR_SOLVER);
+    assert_int_equal(res->status, CT_ERR_SOLVER);
+    assert_int_equal(res->n_out, 3);
+    assert_true(fabs(res->y[2] - (2 - exp(0.5))) < 1e-5);
+    assert_true(res->t_reached >= 0.5 && res->t_reached <= log(2.0));
+    assert_non_null(strstr(res->message, "the right-hand side took a different branch"));
+    assert_non_null(strstr(res->message, "re-trace the model"));
+    assert_non_null(strstr(ct_errmsg(ctx), "a guard flipped"));
+    if (dense) printf("%s\n", res->message);
+    ct_ode_result_free(ctx, res);
+  }
+  ct_ode_free(ode);
+  ode = kink_model(ctx, 0);
+  o.rtol = 1e-8;
+  o.atol = 1e-10;
+  ct_ode_result *res = NULL;
+  assert_int_equal(ct_ode_solve(ctx, ode, NULL, &y0, tout, 5, &o, &res), CT_OK);
+  double exact = -2 + 2 * exp(-(2 - log(2.0)));
+  if (fabs(res->y[4] - exact) > 1e-5) fail_msg("y(2) = %.8g, exact %.8g", res->y[4], exact);
+  ct_ode_result_free(ctx, res);
+  ct_ode_free(ode);
+  ct_context_free(ctx);
+}
+
 /* ---- Failures ------------------------------------------------------------------------ */
 
 static ct_ode *scalar_model(ct_context *ctx, int which) {
@@ -428,11 +709,28 @@ static int build_and_solve(ct_context *ctx, void *ud) {
   return rc;
 }
 
+/* build_and_solve with dense output, evaluated between the outputs. */
+static int build_and_solve_dense(ct_context *ctx, void *ud) {
+  const ct_fun *rhs = ud;
+  ct_ode *ode = NULL;
+  ct_ode_result *res = NULL;
+  double y0[3] = {1, 0, 0}, tout[] = {0, 0.4, 40}, y[3];
+  ct_ode_options o = ct_ode_default_options();
+  o.dense_output = 1;
+  int rc = ct_ode_new(ctx, rhs, NULL, NULL, &ode);
+  if (rc == CT_OK) rc = ct_ode_solve(ctx, ode, NULL, y0, tout, 3, &o, &res);
+  if (rc == CT_OK) rc = ct_ode_result_eval(ctx, res, 20, 0, y);
+  ct_ode_result_free(ctx, res);
+  ct_ode_free(ode);
+  return rc;
+}
+
 static void test_fault_injection(void **state) {
   (void)state;
   ct_context *ctx = ct_context_new(NULL);
   ct_fun *rhs = ct_robertson_rhs(ctx);
   assert_true(ct_test_fault_sweep(build_and_solve, rhs) > 20);
+  assert_true(ct_test_fault_sweep(build_and_solve_dense, rhs) > 20);
   ct_fun_free(rhs);
   ct_context_free(ctx);
 }
@@ -446,6 +744,12 @@ int main(void) {
       cmocka_unit_test(test_stop_at_root),
       cmocka_unit_test(test_failures_keep_results),
       cmocka_unit_test(test_bad_arguments),
+      cmocka_unit_test(test_dense_output_same_steps),
+      cmocka_unit_test(test_dense_output_between_outputs),
+      cmocka_unit_test(test_dense_output_bad_arguments),
+      cmocka_unit_test(test_dense_output_failures),
+      cmocka_unit_test(test_stats_steps_and_time),
+      cmocka_unit_test(test_retrace_stops_the_solve),
       cmocka_unit_test(test_fault_injection),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
