@@ -2,15 +2,24 @@
  * forward phase is the ODE integration of solvers/ode.c (CVodeF through its
  * advance hook, the integral term as a forward quadrature), the backward
  * phase runs in its finish hook while CVODES is alive. Adjoint right-hand
- * side and gradient quadrature from AD VJPs built once by ct_asa_new. */
+ * side and gradient quadrature from AD VJPs built once by ct_asa_new (or
+ * a callback model's vjp and dfdp_t_w); the backward Newton solve is dense,
+ * band, KLU (-(df/dy)^T scattered through the transposed pattern) or GMRES
+ * (products -(df/dy)^T v). With max_checkpoints, a first plain forward
+ * pass counts the steps to space the checkpoints. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <cvodes/cvodes.h>
 #include <nvector/nvector_serial.h>
+#include <sunlinsol/sunlinsol_band.h>
 #include <sunlinsol/sunlinsol_dense.h>
+#include <sunlinsol/sunlinsol_klu.h>
+#include <sunlinsol/sunlinsol_spgmr.h>
+#include <sunmatrix/sunmatrix_band.h>
 #include <sunmatrix/sunmatrix_dense.h>
+#include <sunmatrix/sunmatrix_sparse.h>
 
 #include "../solvers/ode_internal.h"
 #include "cotangent/adjoint.h"
@@ -21,7 +30,7 @@
  * inputs and outputs; -1 where absent. */
 typedef struct vjp_fun {
   ct_fun *f;
-  long t, y, p, bar;   /* inputs; bar: the seed */
+  long t, y, p, d, bar; /* inputs; d: observation data; bar: the seed */
   long val, by, bp;    /* outputs: the value, bar_y, bar_p */
 } vjp_fun;
 
@@ -35,14 +44,21 @@ struct ct_asa {
   vjp_fun h;         /* h: outputs h, bar_y, bar_p; f NULL without h */
   vjp_fun y0;        /* y0(p): output bar_p; f NULL when absent */
   size_t work;       /* doubles the largest evaluation needs */
+  int cb;            /* 1: a callback model (rhs unused: its callbacks) */
+  size_t d_size;     /* components of h's input "d"; 0 without */
+  /* The transposed Jacobian pattern (the CSR form of df/dy) and each
+   * entry's position in the model's CSC pattern; NULL when the model has
+   * no pattern (a callback model without Jacobian callback). */
+  size_t *colptr_t, *rowind_t, *perm_t;
 };
 
 /* ---- Building ------------------------------------------------------------------ */
 
 /* Checks that the objective term `f` has output `out` of size 1 and only
- * inputs t (1), y (n), p (np). */
-int ct_objective_check(ct_context *ctx, const ct_fun *f, const char *what,
-                       const char *out, size_t n, size_t np) {
+ * inputs t (1), y (n), p (np), and "d" (any size, into *d_size) when d_size
+ * is not NULL. */
+static int objective_check(ct_context *ctx, const ct_fun *f, const char *what,
+                           const char *out, size_t n, size_t np, size_t *d_size) {
   long o = ct_fun_out_index(f, out);
   if (o < 0)
     return CT_ERROR(ctx, CT_ERR_ARG, "the %s has no output '%s'", what, out);
@@ -51,16 +67,33 @@ int ct_objective_check(ct_context *ctx, const ct_fun *f, const char *what,
                     "expected 1", out, what, ct_fun_out_size(f, (size_t)o));
   for (size_t i = 0; i < ct_fun_n_in(f); i++) {
     const char *name = ct_fun_in_name(f, i);
+    if (d_size && !strcmp(name, "d")) {
+      *d_size = ct_fun_in_size(f, i);
+      continue;
+    }
     size_t want = !strcmp(name, "t") ? 1 : !strcmp(name, "y") ? n
                 : !strcmp(name, "p") ? np : 0;
     if (!want && strcmp(name, "p"))
-      return CT_ERROR(ctx, CT_ERR_ARG, "input '%s' of the %s is not one of t, y, p",
-                      name, what);
+      return CT_ERROR(ctx, CT_ERR_ARG, "input '%s' of the %s is not one of t, y, p%s",
+                      name, what, d_size ? ", d" : "");
     if (ct_fun_in_size(f, i) != want)
       return CT_ERROR(ctx, CT_ERR_ARG, "input '%s' of the %s has %zu components, "
                       "expected %zu", name, what, ct_fun_in_size(f, i), want);
   }
   return CT_OK;
+}
+
+/* Without a data input (see objective.h). */
+int ct_objective_check(ct_context *ctx, const ct_fun *f, const char *what,
+                       const char *out, size_t n, size_t np) {
+  return objective_check(ctx, f, what, out, n, np, NULL);
+}
+
+/* With an optional data input "d" (see objective.h). */
+int ct_objective_check_data(ct_context *ctx, const ct_fun *f, const char *what,
+                            const char *out, size_t n, size_t np, size_t *d_size) {
+  *d_size = 0;
+  return objective_check(ctx, f, what, out, n, np, d_size);
 }
 
 /* The one-seed VJP of f with respect to its inputs y and p (those it has),
@@ -90,6 +123,7 @@ static int build_vjp(ct_context *ctx, const ct_fun *f, const char *out, int keep
   v->t = ct_fun_in_index(v->f, "t");
   v->y = ct_fun_in_index(v->f, "y");
   v->p = ct_fun_in_index(v->f, "p");
+  v->d = ct_fun_in_index(v->f, "d");
   v->bar = ct_fun_in_index(v->f, bar);
   v->val = ct_fun_out_index(v->f, out);
   v->by = ct_fun_out_index(v->f, "bar_y");
@@ -100,15 +134,40 @@ static int build_vjp(ct_context *ctx, const ct_fun *f, const char *out, int keep
 /* Doubles of workspace v needs (1 when absent). */
 static size_t work_of(const ct_fun *f) { return f ? ct_fun_work_size(f) : 1; }
 
-/* Fills a zeroed problem: checks the objective, builds the VJPs. */
+/* A callback model's adjoint needs J^T w (vjp, or a Jacobian callback to
+ * transpose) and, with parameters, (df/dp)^T w: CT_ERR_ARG naming the
+ * missing callback (adjoints take no difference quotients). */
+static int check_adjoint_callbacks(ct_context *ctx, const ct_ode_callbacks *cb) {
+  if (!cb->vjp && !cb->jac_dense && !cb->jac_sparse)
+    return CT_ERROR(ctx, CT_ERR_ARG, "adjoints of a callback model need the vjp "
+                    "callback ((df/dy)^T w) or a Jacobian callback (jac_dense or "
+                    "jac_sparse); the model has none (adjoints use no difference "
+                    "quotients)");
+  if (cb->np && !cb->dfdp_t_w)
+    return CT_ERROR(ctx, CT_ERR_ARG, "adjoints of a callback model with %zu parameters "
+                    "need the dfdp_t_w callback ((df/dp)^T w), which the model lacks "
+                    "(adjoints use no difference quotients)", cb->np);
+  return CT_OK;
+}
+
+/* Fills a zeroed problem: checks the objective and the model's callbacks,
+ * builds the VJPs and the transposed Jacobian pattern. */
 static int asa_fill(ct_context *ctx, ct_asa *a, const ct_fun *g, const ct_fun *phi,
                     const ct_fun *h) {
   const ct_ode *m = a->ode;
   if (g) CT_CHECK(ctx, ct_objective_check(ctx, g, "integral objective g", "g", a->n, a->np));
   if (phi)
     CT_CHECK(ctx, ct_objective_check(ctx, phi, "final-time objective phi", "phi", a->n, a->np));
-  if (h) CT_CHECK(ctx, ct_objective_check(ctx, h, "observation objective h", "h", a->n, a->np));
-  CT_CHECK(ctx, build_vjp(ctx, m->rhs.f, "f", 0, &a->rhs));
+  if (h)
+    CT_CHECK(ctx, ct_objective_check_data(ctx, h, "observation objective h", "h", a->n,
+                                          a->np, &a->d_size));
+  if (a->cb)
+    CT_CHECK(ctx, check_adjoint_callbacks(ctx, &m->cb));
+  else
+    CT_CHECK(ctx, build_vjp(ctx, m->rhs.f, "f", 0, &a->rhs));
+  if (m->pattern->colptr)
+    CT_CHECK(ctx, ct_sparsity_to_csr(ctx, m->pattern, &a->colptr_t, &a->rowind_t,
+                                     &a->perm_t));
   if (g) CT_CHECK(ctx, build_vjp(ctx, g, "g", 1, &a->g));
   if (phi) CT_CHECK(ctx, build_vjp(ctx, phi, "phi", 1, &a->phi));
   if (h) CT_CHECK(ctx, build_vjp(ctx, h, "h", 1, &a->h));
@@ -131,7 +190,6 @@ int ct_asa_new_obs(ct_context *ctx, const ct_ode *ode, const ct_fun *g,
                    const ct_fun *phi, const ct_fun *h, ct_asa **out) {
   *out = NULL;
   if (!ode) return CT_ERROR(ctx, CT_ERR_ARG, "an adjoint problem needs a model (ode is NULL)");
-  CT_CHECK(ctx, ct_ode_require_ad(ctx, ode, "adjoints", "vjp and dfdp_t_w"));
   if (!g && !phi && !h)
     return CT_ERROR(ctx, CT_ERR_ARG, "an adjoint problem needs an objective: pass g "
                     "(integral term), phi (final-time term), h (observation term) "
@@ -145,6 +203,7 @@ int ct_asa_new_obs(ct_context *ctx, const ct_ode *ode, const ct_fun *g,
   a->ode = ode;
   a->n = ct_ode_n_states(ode);
   a->np = ct_ode_n_params(ode);
+  a->cb = ode->has_cb;
   int rc = asa_fill(ctx, a, g, phi, h);
   if (rc < 0) {
     ct_asa_free(a);
@@ -162,6 +221,9 @@ void ct_asa_free(ct_asa *a) {
   ct_fun_free(a->phi.f);
   ct_fun_free(a->h.f);
   ct_fun_free(a->y0.f);
+  ct_free(a->ctx, a->colptr_t);
+  ct_free(a->ctx, a->rowind_t);
+  ct_free(a->ctx, a->perm_t);
   ct_free(a->ctx, a);
 }
 
@@ -169,12 +231,48 @@ void ct_asa_free(ct_asa *a) {
 
 ct_asa_options ct_asa_default_options(void) {
   ct_asa_options o = {ct_ode_default_options(), 100, CT_ASA_HERMITE, 1e-6, 1e-8,
-                      1e-6, 1e-6, 1, 0, NULL, 0};
+                      1e-6, 1e-6, 1, 0, NULL, 0, CT_LINSOL_AUTO, NULL, 0, 0};
   return o;
 }
 
+static ct_ode_linsol resolve_linsol_b(const ct_asa *a, const ct_asa_options *o);
+
 /* Positive and finite. */
 static int positive(double x) { return x > 0 && isfinite(x); }
+
+/* The data of h: required (obs_dim values per observation) when h has an
+ * input "d" and there are observations, refused when it has none. */
+static int check_obs_data(ct_context *ctx, const ct_asa *a, const ct_asa_options *o) {
+  if (!a->d_size) {
+    if (o->obs_data)
+      return CT_ERROR(ctx, CT_ERR_ARG, "obs_data is set but the observation objective "
+                      "h has no input 'd'");
+    return CT_OK;
+  }
+  if (o->n_obs && !o->obs_data)
+    return CT_ERROR(ctx, CT_ERR_ARG, "the observation objective h has an input 'd' "
+                    "(%zu values) but obs_data is NULL: pass the data of the %zu "
+                    "observations", a->d_size, o->n_obs);
+  if (o->obs_data && o->obs_dim != a->d_size)
+    return CT_ERROR(ctx, CT_ERR_ARG, "obs_dim is %zu but input 'd' of the observation "
+                    "objective h has %zu components", o->obs_dim, a->d_size);
+  return CT_OK;
+}
+
+/* A known backward linear solver that the model can feed: a matrix needs a
+ * Jacobian (a callback model's jac_dense or jac_sparse). */
+static int check_linsol_b(ct_context *ctx, const ct_asa *a, const ct_asa_options *o) {
+  if ((unsigned)o->linsol_b > CT_LINSOL_GMRES)
+    return CT_ERROR(ctx, CT_ERR_ARG, "unknown backward linear solver linsol_b %d",
+                    (int)o->linsol_b);
+  ct_ode_linsol ls = resolve_linsol_b(a, o);
+  if (ls != CT_LINSOL_GMRES && !a->colptr_t)
+    return CT_ERROR(ctx, CT_ERR_ARG, "the %s backward linear solver needs a Jacobian "
+                    "callback (jac_dense or jac_sparse), which the model lacks: use "
+                    "linsol_b = CT_LINSOL_GMRES (with the vjp callback)",
+                    ct_ode_linsol_name(ls));
+  return CT_OK;
+}
 
 /* Checks what the ODE's own check does not: the adjoint options, the time
  * span and p. */
@@ -208,7 +306,24 @@ static int check_options(ct_context *ctx, const ct_asa *a, const ct_asa_options 
       return CT_ERROR(ctx, CT_ERR_ARG, "observation times must be increasing inside "
                       "(t0, T] = (%g, %g], got t_obs[%zu] = %g", t0, T, k, tk);
   }
-  return CT_OK;
+  CT_CHECK(ctx, check_obs_data(ctx, a, o));
+  if (o->max_checkpoints < 0)
+    return CT_ERROR(ctx, CT_ERR_ARG, "max_checkpoints must be 0 (unbounded) or positive, "
+                    "got %ld", o->max_checkpoints);
+  return check_linsol_b(ctx, a, o);
+}
+
+/* The backward linear solver: linsol_b, or with CT_LINSOL_AUTO the forward
+ * phase's (the model's pick_linsol when that is auto too), except GMRES for
+ * a callback model without Jacobian callback. */
+static ct_ode_linsol resolve_linsol_b(const ct_asa *a, const ct_asa_options *o) {
+  const ct_ode *m = a->ode;
+  if (o->linsol_b != CT_LINSOL_AUTO) return o->linsol_b;
+  if (m->has_cb && !m->cb.jac_dense && !m->cb.jac_sparse) return CT_LINSOL_GMRES;
+  if (o->ode.linsol != CT_LINSOL_AUTO) return o->ode.linsol;
+  ct_ode_shared sh;
+  ct_ode_shared_get(&sh);
+  return sh.pick_linsol(m);
 }
 
 /* ---- One solve: callbacks and hooks ----------------------------------------------- */
@@ -224,9 +339,11 @@ typedef struct asa_run {
   double *phi_p;      /* np: dphi/dp */
   double *obs_p;      /* np: Σ_k dh/dp(t_k) */
   size_t n_tout;      /* forward output times: t0, the t_k, T */
+  const double *d_row; /* the data of the observation h is evaluated at */
   double t_buf, one;
   int which;          /* the backward problem */
   int forward_done;   /* y(T) reached */
+  int over_bound;     /* more checkpoints than max_checkpoints: redo */
   int rc;             /* the backward phase's status */
 } asa_run;
 
@@ -235,12 +352,13 @@ typedef struct asa_run {
 static int vjp_eval(ct_context *ctx, asa_run *s, const vjp_fun *v, double t,
                     const double *y, const double *p, const double *bar, double *val,
                     double *by, double *bp) {
-  const double *in[4] = {0};
+  const double *in[5] = {0};
   double *out[3] = {0};
   s->t_buf = t;
   if (v->t >= 0) in[v->t] = &s->t_buf;
   if (v->y >= 0) in[v->y] = y;
   if (v->p >= 0) in[v->p] = p;
+  if (v->d >= 0) in[v->d] = s->d_row;
   if (v->bar >= 0) in[v->bar] = bar;
   if (v->val >= 0) out[v->val] = val;
   if (v->by >= 0) out[v->by] = by;
@@ -272,6 +390,79 @@ static int quad_cb(sunrealtype t, N_Vector y, N_Vector qdot, void *ud) {
   return check_finite(r, "integrand g", out, 1, t);
 }
 
+/* A user callback's status for CVODES: the cause names the callback and
+ * the time; positive stays recoverable (1), negative is not (-1). */
+static int user_failure(ct_ode_run *r, const char *name, int rc, double t) {
+  snprintf(r->cause, sizeof r->cause, "the %s callback returned %d at t = %.6g", name,
+           rc, t);
+  return rc > 0 ? 1 : -1;
+}
+
+/* The model's Jacobian nonzeros at (t, y) into r->jac_vals, in the CSC
+ * order of its pattern: the AD Jacobian, or the user's jac_dense or
+ * jac_sparse. 0, or a CVODES callback status with the cause recorded. */
+static int jac_values_b(ct_ode_run *r, asa_run *s, double t, const double *y) {
+  const ct_ode *m = r->m;
+  size_t nnz = m->pattern->nnz;
+  if (m->has_cb) {
+    const ct_ode_callbacks *cb = &m->cb;
+    memset(r->jac_vals, 0, nnz * sizeof *r->jac_vals);
+    int rc = cb->jac_dense ? cb->jac_dense(t, y, r->p, r->jac_vals, cb->user_data)
+                           : cb->jac_sparse(t, y, r->p, r->jac_vals, cb->user_data);
+    if (rc) return user_failure(r, cb->jac_dense ? "jac_dense" : "jac_sparse", rc, t);
+  } else {
+    const double *in[3] = {0};
+    double *out[1] = {r->jac_vals};
+    s->t_buf = t;
+    if (m->jac.t >= 0) in[m->jac.t] = &s->t_buf;
+    if (m->jac.y >= 0) in[m->jac.y] = y;
+    if (m->jac.p >= 0) in[m->jac.p] = r->p;
+    if (ct_fun_eval(r->ctx, m->jac.f, in, out, s->work) < 0) return -1;
+  }
+  return check_finite(r, "Jacobian", r->jac_vals, nnz, t);
+}
+
+/* out = (df/dy)^T w at (t, y): the model's AD VJP, the user's vjp, or the
+ * user's Jacobian transposed. 0 or a CVODES callback status. */
+static int jac_t_times(ct_ode_run *r, asa_run *s, double t, const double *y,
+                       const double *w, double *out) {
+  const ct_ode *m = r->m;
+  if (!m->has_cb)
+    return vjp_eval(r->ctx, s, &s->a->rhs, t, y, r->p, w, NULL, out, NULL) < 0 ? -1 : 0;
+  const ct_ode_callbacks *cb = &m->cb;
+  if (cb->vjp) {
+    int rc = cb->vjp(t, y, r->p, w, out, cb->user_data);
+    return rc ? user_failure(r, "vjp", rc, t) : 0;
+  }
+  int rc = jac_values_b(r, s, t, y);
+  if (rc) return rc;
+  const ct_sparsity *sp = m->pattern;
+  for (size_t j = 0; j < sp->ncols; j++) {
+    double acc = 0;
+    for (size_t q = sp->colptr[j]; q < sp->colptr[j + 1]; q++)
+      acc += r->jac_vals[q] * w[sp->rowind[q]];
+    out[j] = acc;
+  }
+  return 0;
+}
+
+/* out = (df/dp)^T w at (t, y) (np values): the model's AD VJP or the
+ * user's dfdp_t_w (required with parameters). 0 or a callback status. */
+static int dfdp_t_times(ct_ode_run *r, asa_run *s, double t, const double *y,
+                        const double *w, double *out) {
+  const ct_ode *m = r->m;
+  const ct_asa *a = s->a;
+  if (m->has_cb) {
+    int rc = m->cb.dfdp_t_w(t, y, r->p, w, out, m->cb.user_data);
+    return rc ? user_failure(r, "dfdp_t_w", rc, t) : 0;
+  }
+  if (a->rhs.bp < 0) {
+    memset(out, 0, a->np * sizeof *out);
+    return 0;
+  }
+  return vjp_eval(r->ctx, s, &a->rhs, t, y, r->p, w, NULL, NULL, out) < 0 ? -1 : 0;
+}
+
 /* CVRhsFnB: lambda' = -(J^T lambda + (dg/dy)^T). */
 static int rhs_b_cb(sunrealtype t, N_Vector y, N_Vector yB, N_Vector yBdot, void *ud) {
   ct_ode_run *r = ud;
@@ -279,9 +470,8 @@ static int rhs_b_cb(sunrealtype t, N_Vector y, N_Vector yB, N_Vector yBdot, void
   const ct_asa *a = s->a;
   const double *yv = N_VGetArrayPointer(y);
   double *out = N_VGetArrayPointer(yBdot);
-  if (vjp_eval(r->ctx, s, &a->rhs, t, yv, r->p, N_VGetArrayPointer(yB), NULL, out,
-               NULL) < 0)
-    return -1;
+  int rc = jac_t_times(r, s, t, yv, N_VGetArrayPointer(yB), out);
+  if (rc) return rc;
   if (a->g.f && a->g.by >= 0) {
     if (vjp_eval(r->ctx, s, &a->g, t, yv, r->p, &s->one, NULL, s->vy, NULL) < 0)
       return -1;
@@ -299,13 +489,8 @@ static int quad_b_cb(sunrealtype t, N_Vector y, N_Vector yB, N_Vector qBdot, voi
   const ct_asa *a = s->a;
   const double *yv = N_VGetArrayPointer(y);
   double *out = N_VGetArrayPointer(qBdot);
-  if (a->rhs.bp >= 0) {
-    if (vjp_eval(r->ctx, s, &a->rhs, t, yv, r->p, N_VGetArrayPointer(yB), NULL, NULL,
-                 out) < 0)
-      return -1;
-  } else {
-    memset(out, 0, a->np * sizeof *out);
-  }
+  int rc = dfdp_t_times(r, s, t, yv, N_VGetArrayPointer(yB), out);
+  if (rc) return rc;
   if (a->g.f && a->g.bp >= 0) {
     if (vjp_eval(r->ctx, s, &a->g, t, yv, r->p, &s->one, NULL, NULL, s->vp) < 0)
       return -1;
@@ -314,27 +499,62 @@ static int quad_b_cb(sunrealtype t, N_Vector y, N_Vector yB, N_Vector qBdot, voi
   return check_finite(r, "gradient quadrature integrand", out, a->np, t);
 }
 
-/* CVLsJacFnB: the dense matrix -J^T from the model's sparse AD Jacobian. */
+/* -J^T into a dense or band matrix (its bandwidths those of J swapped):
+ * entry (i, j) of J goes to (j, i). */
+static void scatter_neg_transpose(const ct_sparsity *sp, const double *v, SUNMatrix JB) {
+  int band = SUNMatGetID(JB) == SUNMATRIX_BAND;
+  SUNMatZero(JB);
+  for (size_t j = 0; j < sp->ncols; j++)
+    for (size_t q = sp->colptr[j]; q < sp->colptr[j + 1]; q++) {
+      sunindextype row = (sunindextype)j, col = (sunindextype)sp->rowind[q];
+      if (band)
+        SM_ELEMENT_B(JB, row, col) = -v[q];
+      else
+        SM_ELEMENT_D(JB, row, col) = -v[q];
+    }
+}
+
+/* -J^T into a CSC matrix through the transposed pattern; SUNDIALS zeroes
+ * the index arrays before each call, so they are written every time. */
+static void scatter_neg_transpose_sparse(const ct_asa *a, const double *v, SUNMatrix JB) {
+  sunindextype *colptr = SUNSparseMatrix_IndexPointers(JB);
+  sunindextype *rowval = SUNSparseMatrix_IndexValues(JB);
+  double *data = SUNSparseMatrix_Data(JB);
+  size_t n = a->n, nnz = a->ode->pattern->nnz;
+  for (size_t j = 0; j <= n; j++) colptr[j] = (sunindextype)a->colptr_t[j];
+  for (size_t q = 0; q < nnz; q++) {
+    rowval[q] = (sunindextype)a->rowind_t[q];
+    data[q] = -v[a->perm_t[q]];
+  }
+}
+
+/* CVLsJacFnB: the matrix -J^T (dense, band or sparse) from the model's
+ * Jacobian (AD, or the user's Jacobian callback). */
 static int jac_b_cb(sunrealtype t, N_Vector y, N_Vector yB, N_Vector fyB, SUNMatrix JB,
                     void *ud, N_Vector t1, N_Vector t2, N_Vector t3) {
   (void)yB, (void)fyB, (void)t1, (void)t2, (void)t3;
   ct_ode_run *r = ud;
   asa_run *s = r->ext;
-  const ct_ode *m = r->m;
-  const ct_sparsity *sp = m->pattern;
-  const double *in[3] = {0};
-  double *out[1] = {r->jac_vals};
-  s->t_buf = t;
-  if (m->jac.t >= 0) in[m->jac.t] = &s->t_buf;
-  if (m->jac.y >= 0) in[m->jac.y] = N_VGetArrayPointer(y);
-  if (m->jac.p >= 0) in[m->jac.p] = r->p;
-  if (ct_fun_eval(r->ctx, m->jac.f, in, out, s->work) < 0) return -1;
-  if (check_finite(r, "Jacobian", r->jac_vals, sp->nnz, t)) return 1;
-  SUNMatZero(JB);
-  for (size_t j = 0; j < sp->ncols; j++)
-    for (size_t q = sp->colptr[j]; q < sp->colptr[j + 1]; q++)
-      SM_ELEMENT_D(JB, (sunindextype)j, (sunindextype)sp->rowind[q]) = -r->jac_vals[q];
+  int rc = jac_values_b(r, s, t, N_VGetArrayPointer(y));
+  if (rc) return rc;
+  if (SUNMatGetID(JB) == SUNMATRIX_SPARSE)
+    scatter_neg_transpose_sparse(s->a, r->jac_vals, JB);
+  else
+    scatter_neg_transpose(r->m->pattern, r->jac_vals, JB);
   return 0;
+}
+
+/* CVLsJacTimesVecFnB for GMRES: Jv = -J^T v, matrix-free. */
+static int jtimes_b_cb(N_Vector v, N_Vector Jv, sunrealtype t, N_Vector y, N_Vector yB,
+                       N_Vector fyB, void *ud, N_Vector tmp) {
+  (void)yB, (void)fyB, (void)tmp;
+  ct_ode_run *r = ud;
+  asa_run *s = r->ext;
+  double *out = N_VGetArrayPointer(Jv);
+  int rc = jac_t_times(r, s, t, N_VGetArrayPointer(y), N_VGetArrayPointer(v), out);
+  if (rc) return rc;
+  for (size_t i = 0; i < s->a->n; i++) out[i] = -out[i];
+  return check_finite(r, "adjoint Jacobian-vector product", out, s->a->n, t);
 }
 
 /* Keeps SUNDIALS' message of the backward integrator for the report. */
@@ -354,8 +574,10 @@ static int advance_f(ct_ode_run *r, ct_cvode_set *c, double tout, double *t) {
   return flag;
 }
 
-/* Setup hook: the forward quadrature of g and CVODES' adjoint memory. */
-static int asa_setup(ct_ode_run *r, ct_cvode_set *c, const ct_ode_options *o) {
+/* Setup hook of the counting pass (max_checkpoints): the forward
+ * quadrature of g alone, which takes part in the step control as in the
+ * adjoint's forward phase. */
+static int quad_setup(ct_ode_run *r, ct_cvode_set *c, const ct_ode_options *o) {
   (void)o;
   ct_context *ctx = r->ctx;
   asa_run *s = r->ext;
@@ -366,6 +588,14 @@ static int asa_setup(ct_ode_run *r, ct_cvode_set *c, const ct_ode_options *o) {
     CT_SUN_CALL(ctx, CVodeQuadSStolerances(c->cv, s->o->rtol_q, s->o->atol_q));
     CT_SUN_CALL(ctx, CVodeSetQuadErrCon(c->cv, s->o->quad_err_con ? SUNTRUE : SUNFALSE));
   }
+  return CT_OK;
+}
+
+/* Setup hook: the forward quadrature of g and CVODES' adjoint memory. */
+static int asa_setup(ct_ode_run *r, ct_cvode_set *c, const ct_ode_options *o) {
+  ct_context *ctx = r->ctx;
+  asa_run *s = r->ext;
+  CT_CHECK(ctx, quad_setup(r, c, o));
   CT_SUN_CALL(ctx, CVodeAdjInit(c->cv, s->o->checkpoint_steps,
                                 s->o->interp == CT_ASA_POLYNOMIAL ? CV_POLYNOMIAL
                                                                   : CV_HERMITE));
@@ -379,6 +609,11 @@ static int asa_output(ct_ode_run *r, ct_cvode_set *c, const ct_ode_result *res) 
   asa_run *s = r->ext;
   if (res->n_out == s->n_tout) s->forward_done = 1;
   return CT_OK;
+}
+
+/* The data of observation k (row k of obs_data), or NULL without data. */
+static const double *obs_row(const asa_run *s, size_t k) {
+  return s->o->obs_data ? s->o->obs_data + k * s->o->obs_dim : NULL;
 }
 
 /* The objective's value at the end of the forward phase, and lambda(T),
@@ -400,6 +635,7 @@ static int objective_at_end(ct_ode_run *r, ct_cvode_set *c, asa_run *s, double *
   }
   for (size_t k = 0; k < s->o->n_obs; k++) { /* y(t_k): output k + 1 */
     double hk = 0;
+    s->d_row = obs_row(s, k);
     CT_CHECK(r->ctx, vjp_eval(r->ctx, s, &a->h, s->o->t_obs[k],
                               res->ode.y + (k + 1) * a->n, r->p, &s->one, &hk, NULL,
                               a->h.bp >= 0 ? s->vp : NULL));
@@ -415,6 +651,7 @@ static int objective_at_end(ct_ode_run *r, ct_cvode_set *c, asa_run *s, double *
 static int add_jump(ct_ode_run *r, asa_run *s, size_t k, double *lambda) {
   const ct_asa *a = s->a;
   if (a->h.by < 0) return CT_OK;
+  s->d_row = obs_row(s, k);
   CT_CHECK(r->ctx, vjp_eval(r->ctx, s, &a->h, s->o->t_obs[k],
                             s->res->ode.y + (k + 1) * a->n, r->p, &s->one, NULL, s->vy,
                             NULL));
@@ -422,12 +659,46 @@ static int add_jump(ct_ode_run *r, asa_run *s, size_t k, double *lambda) {
   return CT_OK;
 }
 
-/* The backward problem: adjoint states, their dense linear solver, the
+/* The backward Newton solve of kind ls on the adjoint states c->ext_v[1]:
+ * -(df/dy)^T as a dense, band (J's bandwidths swapped) or sparse matrix
+ * (the transposed pattern) through CVodeSetJacFnB, or matrix-free GMRES
+ * without preconditioner through CVodeSetJacTimesB. */
+static int attach_linsol_b(ct_ode_run *r, ct_cvode_set *c, asa_run *s, ct_ode_linsol ls) {
+  ct_context *ctx = r->ctx;
+  const ct_ode *m = r->m;
+  sunindextype n = (sunindextype)s->a->n;
+  sunindextype nnz = (sunindextype)(m->pattern->nnz ? m->pattern->nnz : 1);
+  N_Vector yB = c->ext_v[1];
+  switch (ls) {
+    case CT_LINSOL_DENSE:
+      CT_SUN_NEW(ctx, c->A_b, SUNDenseMatrix(n, n, c->sun));
+      CT_SUN_NEW(ctx, c->LS_b, SUNLinSol_Dense(yB, c->A_b, c->sun));
+      break;
+    case CT_LINSOL_BAND:
+      CT_SUN_NEW(ctx, c->A_b, SUNBandMatrix(n, (sunindextype)m->ml, (sunindextype)m->mu,
+                                            c->sun));
+      CT_SUN_NEW(ctx, c->LS_b, SUNLinSol_Band(yB, c->A_b, c->sun));
+      break;
+    case CT_LINSOL_KLU:
+      CT_SUN_NEW(ctx, c->A_b, SUNSparseMatrix(n, n, nnz, CSC_MAT, c->sun));
+      CT_SUN_NEW(ctx, c->LS_b, SUNLinSol_KLU(yB, c->A_b, c->sun));
+      break;
+    default:
+      CT_SUN_NEW(ctx, c->LS_b, SUNLinSol_SPGMR(yB, SUN_PREC_NONE, 0, c->sun));
+      CT_SUN_CALL(ctx, CVodeSetLinearSolverB(c->cv, s->which, c->LS_b, NULL));
+      CT_SUN_CALL(ctx, CVodeSetJacTimesB(c->cv, s->which, NULL, jtimes_b_cb));
+      return CT_OK;
+  }
+  CT_SUN_CALL(ctx, CVodeSetLinearSolverB(c->cv, s->which, c->LS_b, c->A_b));
+  CT_SUN_CALL(ctx, CVodeSetJacFnB(c->cv, s->which, jac_b_cb));
+  return CT_OK;
+}
+
+/* The backward problem: adjoint states, their linear solver, the
  * gradient quadrature. */
 static int backward_setup(ct_ode_run *r, ct_cvode_set *c, asa_run *s) {
   ct_context *ctx = r->ctx;
   const ct_asa_options *o = s->o;
-  sunindextype n = (sunindextype)s->a->n;
   void *cv = c->cv;
   CT_SUN_CALL(ctx, CVodeCreateB(cv, CV_BDF, &s->which));
   CVodeSetErrHandlerFn(CVodeGetAdjCVodeBmem(cv, s->which), sundials_error_b, r);
@@ -435,10 +706,7 @@ static int backward_setup(ct_ode_run *r, ct_cvode_set *c, asa_run *s) {
   CT_SUN_CALL(ctx, CVodeSStolerancesB(cv, s->which, o->rtol_b, o->atol_b));
   CT_SUN_CALL(ctx, CVodeSetUserDataB(cv, s->which, r));
   if (o->max_steps_b) CT_SUN_CALL(ctx, CVodeSetMaxNumStepsB(cv, s->which, o->max_steps_b));
-  CT_SUN_NEW(ctx, c->A_b, SUNDenseMatrix(n, n, c->sun));
-  CT_SUN_NEW(ctx, c->LS_b, SUNLinSol_Dense(c->ext_v[1], c->A_b, c->sun));
-  CT_SUN_CALL(ctx, CVodeSetLinearSolverB(cv, s->which, c->LS_b, c->A_b));
-  CT_SUN_CALL(ctx, CVodeSetJacFnB(cv, s->which, jac_b_cb));
+  CT_CHECK(ctx, attach_linsol_b(r, c, s, s->res->linsol_b));
   if (s->a->np) {
     CT_SUN_CALL(ctx, CVodeQuadInitB(cv, s->which, quad_b_cb, c->ext_v[2]));
     CT_SUN_CALL(ctx, CVodeSetQuadErrConB(cv, s->which,
@@ -460,6 +728,8 @@ static void collect_stats_b(void *cvb, ct_asa_result *res) {
   CVodeGetNumNonlinSolvIters(cvb, &one.nonlin_iters);
   CVodeGetNumNonlinSolvConvFails(cvb, &one.nonlin_conv_fails);
   CVodeGetNumJacEvals(cvb, &one.jac_evals);
+  CVodeGetNumJtimesEvals(cvb, &one.jtimes_evals);
+  CVodeGetNumLinIters(cvb, &one.lin_iters);
   CVodeGetLastStep(cvb, &st->last_step);
   CVodeGetLastOrder(cvb, &st->last_order);
   CVodeGetQuadNumRhsEvals(cvb, &nq);
@@ -470,6 +740,8 @@ static void collect_stats_b(void *cvb, ct_asa_result *res) {
   st->nonlin_iters += one.nonlin_iters;
   st->nonlin_conv_fails += one.nonlin_conv_fails;
   st->jac_evals += one.jac_evals;
+  st->jtimes_evals += one.jtimes_evals;
+  st->lin_iters += one.lin_iters;
   res->quad_evals_b += nq;
 }
 
@@ -542,6 +814,11 @@ static int backward(ct_ode_run *r, ct_cvode_set *c, asa_run *s) {
 static void asa_finish(ct_ode_run *r, ct_cvode_set *c) {
   asa_run *s = r->ext;
   if (!c->cv || !s->forward_done) return;
+  long bound = s->o->max_checkpoints;
+  if (bound && s->res->n_checkpoints > bound) {
+    s->over_bound = 1; /* ct_asa_solve redoes the forward phase */
+    return;
+  }
   s->rc = backward(r, c, s);
 }
 
@@ -565,6 +842,54 @@ static int allocate(ct_context *ctx, const ct_asa *a, asa_run *s, ct_asa_result 
   return CT_OK;
 }
 
+/* With max_checkpoints: a plain forward solve (with the integral's
+ * quadrature, so that its steps are those of the adjoint's forward phase)
+ * counts the steps N, and checkpoints go ceil(N / max_checkpoints) steps
+ * apart (o->checkpoint_steps), which stores at most max_checkpoints. A
+ * failure is the forward phase's, the partial solution kept in res->ode. */
+static int space_checkpoints(ct_context *ctx, asa_run *s, ct_asa_options *o,
+                             const double *p, const double *y0, const double *tout) {
+  ct_asa_result *res = s->res;
+  ct_ode_hooks hooks = {s, quad_setup, NULL, NULL};
+  int rc = ct_ode_solve_into(ctx, s->a->ode, p, y0, tout, s->n_tout, &o->ode, &hooks,
+                             &res->ode);
+  if (rc < 0) return rc;
+  long steps = res->ode.stats.steps, k = o->max_checkpoints;
+  res->steps_counted = steps;
+  o->checkpoint_steps = steps / k + (steps % k != 0);
+  if (o->checkpoint_steps < 1) o->checkpoint_steps = 1;
+  ct_ode_result_clear(ctx, &res->ode);
+  return CT_OK;
+}
+
+/* The forward phase with checkpoints, the backward phase in its finish
+ * hook. CVODES forces a Jacobian update at each checkpoint, so the steps
+ * can differ from the counting pass's: a forward phase over max_checkpoints
+ * is redone (at most 4 times) with checkpoints spread over its own steps. */
+static int adjoint_passes(ct_context *ctx, asa_run *s, ct_asa_options *o,
+                          const double *p, const double *y0, const double *tout) {
+  ct_asa_result *res = s->res;
+  ct_ode_hooks hooks = {s, asa_setup, asa_output, asa_finish};
+  for (int attempt = 0;; attempt++) {
+    res->checkpoint_steps = o->checkpoint_steps;
+    int rc = ct_ode_solve_into(ctx, s->a->ode, p, y0, tout, s->n_tout, &o->ode, &hooks,
+                               &res->ode);
+    if (rc < 0 || !s->over_bound) return rc;
+    if (attempt == 4) {
+      if (snprintf(res->ode.message, sizeof res->ode.message, "t = %.6g: %ld checkpoints "
+                   "%ld steps apart exceed max_checkpoints = %ld", res->ode.t_reached,
+                   res->n_checkpoints, o->checkpoint_steps, o->max_checkpoints) < 0)
+        res->ode.message[0] = '\0';
+      return CT_ERR_SOLVER; /* reported by the caller as the forward phase's */
+    }
+    long steps = res->ode.stats.steps, k = o->max_checkpoints;
+    long nd = steps / k + (steps % k != 0);
+    o->checkpoint_steps = nd > o->checkpoint_steps ? nd : o->checkpoint_steps + 1;
+    s->over_bound = s->forward_done = 0;
+    ct_ode_result_clear(ctx, &res->ode);
+  }
+}
+
 /* Runs the forward phase with the adjoint hooks (the backward phase runs in
  * the finish hook) and reports either phase's failure (see adjoint.h). */
 int ct_asa_solve(ct_context *ctx, const ct_asa *a, const double *p, const double *y0,
@@ -575,7 +900,8 @@ int ct_asa_solve(ct_context *ctx, const ct_asa *a, const double *p, const double
   CT_CHECK(ctx, check_options(ctx, a, &o, p, t0, T));
   ct_asa_result *res = ct_calloc(ctx, 1, sizeof *res);
   if (!res) return ct_error_trace(ctx, CT_ERR_NOMEM, __FILE__, __LINE__, __func__);
-  asa_run s = {a, &o, res, t0, T, NULL, NULL, NULL, NULL, NULL, 0, 0, 1.0, -1, 0, CT_OK};
+  asa_run s = {a, &o, res, t0, T, NULL, NULL, NULL, NULL, NULL, 0, NULL, 0, 1.0, -1, 0,
+               0, CT_OK};
   /* Output times: t0, the observation times, T (unless the last is T). */
   s.n_tout = 2 + o.n_obs - (o.n_obs && o.t_obs[o.n_obs - 1] == T);
   double *tout = ct_alloc(ctx, s.n_tout * sizeof *tout);
@@ -584,9 +910,9 @@ int ct_asa_solve(ct_context *ctx, const ct_asa *a, const double *p, const double
     tout[0] = t0;
     if (o.n_obs) memcpy(tout + 1, o.t_obs, o.n_obs * sizeof *tout);
     tout[s.n_tout - 1] = T;
-    ct_ode_hooks hooks = {&s, asa_setup, asa_output, asa_finish};
-    rc = ct_ode_solve_into(ctx, a->ode, p, y0, tout, s.n_tout, &o.ode, &hooks,
-                           &res->ode);
+    res->linsol_b = resolve_linsol_b(a, &o);
+    if (o.max_checkpoints) rc = space_checkpoints(ctx, &s, &o, p, y0, tout);
+    if (rc == CT_OK) rc = adjoint_passes(ctx, &s, &o, p, y0, tout);
     if (rc == CT_ERR_SOLVER) {
       if (snprintf(res->message, sizeof res->message, "forward phase: %s",
                    res->ode.message) < 0)

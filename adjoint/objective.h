@@ -10,5 +10,9 @@
  * (1), y (n), p (np); `what` names it in messages ("integral objective"). */
 int ct_objective_check(ct_context *ctx, const ct_fun *f, const char *what,
                        const char *out, size_t n, size_t np);
+/* ct_objective_check that also accepts an input "d" (observation data, any
+ * size): its size into *d_size, 0 when f has none. */
+int ct_objective_check_data(ct_context *ctx, const ct_fun *f, const char *what,
+                            const char *out, size_t n, size_t np, size_t *d_size);
 
 #endif
