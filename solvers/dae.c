@@ -47,9 +47,8 @@ struct ct_dae {
   bound res, jy, jyp, jvp, init, roots;
   long init_y0, init_yp0;     /* outputs of init (-1: absent) */
   ct_sparsity *py, *pyp;      /* patterns of dF/dy and dF/dy' */
-  size_t nnz;                 /* merged pattern, CSC */
-  size_t *colptr, *rowind;
-  size_t *map_y, *map_yp;     /* entry of py / pyp -> merged entry */
+  ct_dae_pattern pat;         /* merged, CSC; map_a / map_b: entry of py /
+                                 pyp -> merged entry */
   int *id;                    /* 1 differential, 0 algebraic */
   size_t work;
 };
@@ -86,16 +85,16 @@ static int own(ct_context *ctx, const ct_fun *f, const char *const *names,
   return bind(ctx, b->f, b);
 }
 
-/* The union of the patterns of dF/dy and dF/dy' and where each of their
- * entries lands in it. */
-static int merge_patterns(ct_context *ctx, ct_dae *m) {
-  const ct_sparsity *a = m->py, *b = m->pyp;
-  size_t n = m->n, cap = a->nnz + b->nnz;
+/* The union of the patterns a and b (see dae_internal.h). */
+int ct_dae_pattern_merge(ct_context *ctx, const ct_sparsity *a, const ct_sparsity *b,
+                         ct_dae_pattern *m) {
+  size_t n = a->ncols, cap = a->nnz + b->nnz;
+  m->n = n;
   m->colptr = ct_alloc(ctx, (n + 1) * sizeof *m->colptr);
   m->rowind = ct_alloc(ctx, (cap ? cap : 1) * sizeof *m->rowind);
-  m->map_y = ct_alloc(ctx, (a->nnz ? a->nnz : 1) * sizeof *m->map_y);
-  m->map_yp = ct_alloc(ctx, (b->nnz ? b->nnz : 1) * sizeof *m->map_yp);
-  if (!m->colptr || !m->rowind || !m->map_y || !m->map_yp) return CT_ERR_NOMEM;
+  m->map_a = ct_alloc(ctx, (a->nnz ? a->nnz : 1) * sizeof *m->map_a);
+  m->map_b = ct_alloc(ctx, (b->nnz ? b->nnz : 1) * sizeof *m->map_b);
+  if (!m->colptr || !m->rowind || !m->map_a || !m->map_b) return CT_ERR_NOMEM;
   size_t q = 0;
   for (size_t j = 0; j < n; j++) {
     m->colptr[j] = q;
@@ -104,14 +103,46 @@ static int merge_patterns(ct_context *ctx, ct_dae *m) {
       size_t ra = ia < a->colptr[j + 1] ? a->rowind[ia] : (size_t)-1;
       size_t rb = ib < b->colptr[j + 1] ? b->rowind[ib] : (size_t)-1;
       size_t r = ra < rb ? ra : rb;
-      if (ra == r) m->map_y[ia++] = q;
-      if (rb == r) m->map_yp[ib++] = q;
+      if (ra == r) m->map_a[ia++] = q;
+      if (rb == r) m->map_b[ib++] = q;
       m->rowind[q++] = r;
     }
   }
   m->colptr[n] = q;
   m->nnz = q;
   return CT_OK;
+}
+
+/* The transpose of `in` by counting sort (see dae_internal.h). */
+int ct_dae_pattern_transpose(ct_context *ctx, const ct_dae_pattern *in,
+                             ct_dae_pattern *t) {
+  size_t n = in->n, nnz = in->nnz ? in->nnz : 1;
+  t->n = n;
+  t->nnz = in->nnz;
+  t->colptr = ct_calloc(ctx, n + 1, sizeof *t->colptr);
+  t->rowind = ct_alloc(ctx, nnz * sizeof *t->rowind);
+  t->map_a = ct_alloc(ctx, nnz * sizeof *t->map_a);
+  t->map_b = NULL;
+  if (!t->colptr || !t->rowind || !t->map_a) return CT_ERR_NOMEM;
+  for (size_t q = 0; q < in->nnz; q++) t->colptr[in->rowind[q] + 1]++;
+  for (size_t j = 0; j < n; j++) t->colptr[j + 1] += t->colptr[j];
+  for (size_t j = 0; j < n; j++) /* columns in order: rows of t come sorted */
+    for (size_t q = in->colptr[j]; q < in->colptr[j + 1]; q++) {
+      size_t dst = t->colptr[in->rowind[q]]++;
+      t->rowind[dst] = j;
+      t->map_a[q] = dst;
+    }
+  for (size_t j = n; j > 0; j--) t->colptr[j] = t->colptr[j - 1];
+  t->colptr[0] = 0;
+  return CT_OK;
+}
+
+void ct_dae_pattern_free(ct_context *ctx, ct_dae_pattern *p) {
+  ct_free(ctx, p->colptr);
+  ct_free(ctx, p->rowind);
+  ct_free(ctx, p->map_a);
+  ct_free(ctx, p->map_b);
+  memset(p, 0, sizeof *p);
 }
 
 /* The largest workspace any of the model's functions needs. */
@@ -171,7 +202,7 @@ static int dae_fill(ct_context *ctx, ct_dae *m, const ct_fun *res,
   int rc = own(ctx, jvp_full, out_df, &m->jvp);
   ct_fun_free(jvp_full);
   CT_CHECK(ctx, rc);
-  CT_CHECK(ctx, merge_patterns(ctx, m));
+  CT_CHECK(ctx, ct_dae_pattern_merge(ctx, m->py, m->pyp, &m->pat));
   m->id = ct_calloc(ctx, m->n ? m->n : 1, sizeof *m->id);
   if (!m->id) return CT_ERR_NOMEM;
   for (size_t j = 0; j < m->n; j++) m->id[j] = m->pyp->colptr[j + 1] > m->pyp->colptr[j];
@@ -205,10 +236,7 @@ void ct_dae_free(ct_dae *m) {
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ct_fun_free(all[i]->f);
   ct_sparsity_free(m->ctx, m->py);
   ct_sparsity_free(m->ctx, m->pyp);
-  ct_free(m->ctx, m->colptr);
-  ct_free(m->ctx, m->rowind);
-  ct_free(m->ctx, m->map_y);
-  ct_free(m->ctx, m->map_yp);
+  ct_dae_pattern_free(m->ctx, &m->pat);
   ct_free(m->ctx, m->id);
   ct_free(m->ctx, m);
 }
@@ -216,7 +244,7 @@ void ct_dae_free(ct_dae *m) {
 size_t ct_dae_n_states(const ct_dae *m) { return m->n; }
 size_t ct_dae_n_params(const ct_dae *m) { return m->np; }
 size_t ct_dae_n_roots(const ct_dae *m) { return m->nroots; }
-size_t ct_dae_jac_nnz(const ct_dae *m) { return m->nnz; }
+size_t ct_dae_jac_nnz(const ct_dae *m) { return m->pat.nnz; }
 const int *ct_dae_differential(const ct_dae *m) { return m->id; }
 
 /* ---- Options ------------------------------------------------------------------ */
@@ -228,7 +256,7 @@ ct_dae_options ct_dae_default_options(void) {
 
 /* Dense when small or dense-ish, else KLU. */
 static ct_dae_linsol pick_linsol(const ct_dae *m) {
-  if (m->n <= 50 || (double)m->nnz > 0.2 * (double)m->n * (double)m->n)
+  if (m->n <= 50 || (double)m->pat.nnz > 0.2 * (double)m->n * (double)m->n)
     return CT_DAE_LINSOL_DENSE;
   return CT_DAE_LINSOL_KLU;
 }
@@ -323,10 +351,10 @@ static int jac_values(run *r, double t, double cj, N_Vector y, N_Vector yp) {
   const double *yv = N_VGetArrayPointer(y), *ypv = N_VGetArrayPointer(yp);
   if (eval_at(r, &m->jy, t, yv, ypv, NULL, NULL, oy) < 0) return -1;
   if (eval_at(r, &m->jyp, t, yv, ypv, NULL, NULL, oyp) < 0) return -1;
-  memset(r->jac, 0, (m->nnz ? m->nnz : 1) * sizeof *r->jac);
-  for (size_t q = 0; q < m->py->nnz; q++) r->jac[m->map_y[q]] = r->jy[q];
-  for (size_t q = 0; q < m->pyp->nnz; q++) r->jac[m->map_yp[q]] += cj * r->jyp[q];
-  return check_finite(r, "Jacobian", r->jac, m->nnz, t);
+  memset(r->jac, 0, (m->pat.nnz ? m->pat.nnz : 1) * sizeof *r->jac);
+  for (size_t q = 0; q < m->py->nnz; q++) r->jac[m->pat.map_a[q]] = r->jy[q];
+  for (size_t q = 0; q < m->pyp->nnz; q++) r->jac[m->pat.map_b[q]] += cj * r->jyp[q];
+  return check_finite(r, "Jacobian", r->jac, m->pat.nnz, t);
 }
 
 /* IDAS' Jacobian callback for the dense and sparse matrices. */
@@ -341,17 +369,17 @@ static int jac_cb(sunrealtype t, sunrealtype cj, N_Vector y, N_Vector yp, N_Vect
     double *a = SUNDenseMatrix_Data(J);
     memset(a, 0, m->n * m->n * sizeof *a);
     for (size_t j = 0; j < m->n; j++)
-      for (size_t q = m->colptr[j]; q < m->colptr[j + 1]; q++)
-        a[j * m->n + m->rowind[q]] = r->jac[q];
+      for (size_t q = m->pat.colptr[j]; q < m->pat.colptr[j + 1]; q++)
+        a[j * m->n + m->pat.rowind[q]] = r->jac[q];
     return 0;
   }
   if (SUNMatGetID(J) != SUNMATRIX_SPARSE) return -1;
   sunindextype *cp = SUNSparseMatrix_IndexPointers(J);
   sunindextype *ri = SUNSparseMatrix_IndexValues(J);
   double *data = SUNSparseMatrix_Data(J);
-  for (size_t j = 0; j <= m->n; j++) cp[j] = (sunindextype)m->colptr[j];
-  for (size_t q = 0; q < m->nnz; q++) {
-    ri[q] = (sunindextype)m->rowind[q];
+  for (size_t j = 0; j <= m->n; j++) cp[j] = (sunindextype)m->pat.colptr[j];
+  for (size_t q = 0; q < m->pat.nnz; q++) {
+    ri[q] = (sunindextype)m->pat.rowind[q];
     data[q] = r->jac[q];
   }
   return 0;
@@ -406,14 +434,14 @@ static void ida_set_free(ida_set *c) {
 static int attach_linear_solver(run *r, ida_set *c, ct_dae_linsol ls) {
   ct_context *ctx = r->ctx;
   sunindextype n = (sunindextype)r->m->n;
+  sunindextype nnz = (sunindextype)(r->m->pat.nnz ? r->m->pat.nnz : 1);
   switch (ls) {
     case CT_DAE_LINSOL_DENSE:
       DAE_SUN_NEW(ctx, c->A, SUNDenseMatrix(n, n, c->sun));
       DAE_SUN_NEW(ctx, c->LS, SUNLinSol_Dense(c->y, c->A, c->sun));
       break;
     case CT_DAE_LINSOL_KLU:
-      DAE_SUN_NEW(ctx, c->A, SUNSparseMatrix(n, n, (sunindextype)(r->m->nnz ? r->m->nnz : 1),
-                                          CSC_MAT, c->sun));
+      DAE_SUN_NEW(ctx, c->A, SUNSparseMatrix(n, n, nnz, CSC_MAT, c->sun));
       DAE_SUN_NEW(ctx, c->LS, SUNLinSol_KLU(c->y, c->A, c->sun));
       break;
     default:
@@ -509,6 +537,37 @@ static const char *failure_cause(int flag, const ct_dae_options *o) {
   }
 }
 
+/* See dae_internal.h: the dense solver's last setup flag is the 1-based
+ * column of a zero pivot; KLU's is a package failure when klu_factor
+ * found the matrix singular (or its condition number too large). */
+const char *ct_dae_singular_cause(SUNLinearSolver LS, const char *matrix, char *buf,
+                                  size_t size) {
+  if (!LS) return NULL;
+  sunindextype last = SUNLinSolLastFlag(LS);
+  SUNLinearSolver_ID id = SUNLinSolGetID(LS);
+  if (id == SUNLINEARSOLVER_DENSE && last > 0) {
+    snprintf(buf, size, "the iteration matrix %s is singular (zero pivot in column %ld "
+             "of the LU factorization: component %ld)", matrix, (long)last,
+             (long)last - 1);
+    return buf;
+  }
+  if (id == SUNLINEARSOLVER_KLU &&
+      (last == SUNLS_PACKAGE_FAIL_REC || last == SUNLS_PACKAGE_FAIL_UNREC)) {
+    snprintf(buf, size, "the iteration matrix %s is singular or numerically singular "
+             "(KLU could not factor it)", matrix);
+    return buf;
+  }
+  return NULL;
+}
+
+/* Records a singular iteration matrix as the cause of a failure, unless a
+ * callback already recorded one. */
+static void note_singular(run *r, ida_set *c) {
+  char buf[256];
+  if (!*r->cause && ct_dae_singular_cause(c->LS, "dF/dy + cj dF/dy'", buf, sizeof buf))
+    snprintf(r->cause, sizeof r->cause, "%s", buf);
+}
+
 /* Room for `cap` outputs in a zeroed result. */
 static int result_init(ct_context *ctx, const ct_dae *m, size_t cap, ct_dae_result *res) {
   size_t n = m->n ? m->n : 1;
@@ -594,6 +653,7 @@ static int integrate(run *r, ida_set *c, const ct_dae_options *o, const double *
   if (o->calc_ic && n_tout > 1) {
     int flag = IDACalcIC(c->mem, IDA_YA_YDP_INIT, tout[1]);
     if (flag < 0) {
+      note_singular(r, c);
       char cause[256];
       snprintf(cause, sizeof cause, "consistent initial values could not be "
                "computed (IDACalcIC: %s)", failure_cause(flag, o));
@@ -617,6 +677,7 @@ static int integrate(run *r, ida_set *c, const ct_dae_options *o, const double *
     }
     if (flag < 0) {
       IDAGetCurrentTime(c->mem, &res->t_reached);
+      note_singular(r, c);
       return fail(r, res, failure_cause(flag, o));
     }
     CT_CHECK(r->ctx, output(r, c, o, res, t));
@@ -692,7 +753,7 @@ int ct_dae_solve_hooked(ct_context *ctx, const ct_dae *m, const double *p,
     return CT_ERROR(ctx, CT_ERR_ARG, "the model has %zu parameters: pass p", m->np);
   ct_dae_result *res = ct_calloc(ctx, 1, sizeof *res);
   if (!res) return ct_error_trace(ctx, CT_ERR_NOMEM, __FILE__, __LINE__, __func__);
-  size_t n = m->n ? m->n : 1, nnz = m->nnz ? m->nnz : 1;
+  size_t n = m->n ? m->n : 1, nnz = m->pat.nnz ? m->pat.nnz : 1;
   run r = {ctx, m, p, NULL, NULL, NULL, NULL, NULL, 0, "", "", hooks ? hooks : &none};
   int rc = result_init(ctx, m, n_tout + 1, res);
   if (rc == CT_OK) {

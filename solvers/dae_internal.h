@@ -1,10 +1,11 @@
-/* Internal: what the DAE sensitivity module (sensitivity/dae_forward.c)
- * needs from solvers/dae.c. Not installed. */
+/* Internal: what the DAE sensitivity and adjoint modules (sensitivity/, adjoint/)
+ * need from solvers/dae.c. Not installed. */
 #ifndef COTANGENT_DAE_INTERNAL_H
 #define COTANGENT_DAE_INTERNAL_H
 
 #include <nvector/nvector_serial.h>
 #include <sundials/sundials_context.h>
+#include <sundials/sundials_linearsolver.h>
 
 #include "cotangent/dae.h"
 
@@ -38,6 +39,30 @@ const double *ct_dae_user_params(void *user_data);
 /* Records `cause` (first one wins until the next output) for the failure
  * message. */
 void ct_dae_user_cause(void *user_data, const char *cause);
+
+/* A CSC pattern of n columns. From ct_dae_pattern_merge: map_a[q] and
+ * map_b[q] give where entry q of the two merged patterns lands; from
+ * ct_dae_pattern_transpose: map_a[q] gives where entry q of the source
+ * lands (map_b NULL). */
+typedef struct ct_dae_pattern {
+  size_t n, nnz;
+  size_t *colptr, *rowind, *map_a, *map_b;
+} ct_dae_pattern;
+
+/* The union of the n x n patterns a and b (rows sorted in each column). */
+int ct_dae_pattern_merge(ct_context *ctx, const ct_sparsity *a, const ct_sparsity *b,
+                         ct_dae_pattern *out);
+/* The transpose of `in` (rows sorted in each column). */
+int ct_dae_pattern_transpose(ct_context *ctx, const ct_dae_pattern *in,
+                             ct_dae_pattern *out);
+/* Frees the arrays of p (not p). */
+void ct_dae_pattern_free(ct_context *ctx, ct_dae_pattern *p);
+
+/* When the last setup of LS (dense or KLU) found its matrix singular:
+ * "the iteration matrix <matrix> is singular ..." (naming the column for
+ * dense) written into buf (size `size`), returned; else NULL. */
+const char *ct_dae_singular_cause(SUNLinearSolver LS, const char *matrix, char *buf,
+                                  size_t size);
 
 /* The model's residual (output "F") and init function (NULL if none),
  * with output positions of y0/yp0 (-1: absent). */

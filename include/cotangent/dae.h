@@ -170,22 +170,33 @@ int ct_dae_fsa_solve(ct_context *ctx, const ct_dae_fsa *fsa, const double *p,
 
 /* ---- Adjoint sensitivities (adjoint/dae_asa.c) ---------------------------- */
 
-/* Gradients of J = ∫_{t0}^{T} g(t, y, p) dt through IDAS' adjoint
- * sensitivity analysis with checkpointing. The adjoint residual
- * (dF/dy')^T lambda' - (dF/dy)^T lambda + (dg/dy)^T and the gradient
- * integrand g_p - lambda^T dF/dp come from AD VJPs of F and g, the
+/* Gradients of J = ∫_{t0}^{T} g(t, y, p) dt + phi(T, y(T), p) through
+ * IDAS' adjoint sensitivity analysis with checkpointing. The adjoint
+ * residual (dF/dy')^T lambda' - (dF/dy)^T lambda + (dg/dy)^T and the
+ * gradient integrand g_p - lambda^T dF/dp come from AD VJPs of F and g, the
  * backward iteration matrix cj (dF/dy')^T - (dF/dy)^T from sparse AD
- * Jacobians, all built once by ct_dae_asa_new (immutable afterwards: one
- * problem may be solved from several threads, each with its own context).
+ * Jacobians (dense or KLU) or VJPs (GMRES), all built once by
+ * ct_dae_asa_new (immutable afterwards: one problem may be solved from
+ * several threads, each with its own context).
  * The adjoint residual assumes dF/dy' constant along the solution
  * (M y' = f(t, y, p) with a constant M, semi-explicit index-1 DAEs); the
- * term (d/dt (dF/dy'))^T lambda is not formed. No final-time term, no
- * models with root functions, dense backward linear solver only.
- * - g: inputs among "t" (1), "y" (n), "p" (np); output "g" (1).
- * `dae` is borrowed and must outlive the problem. */
+ * term (d/dt (dF/dy'))^T lambda is not formed. phi may depend on
+ * algebraic variables: its final condition eliminates them through the
+ * algebraic equations (index 1 needed). No models with root functions.
+ * - g: NULL, or inputs among "t" (1), "y" (n), "p" (np); output "g" (1).
+ * - phi: NULL, or inputs among "t", "y", "p" (at T, y(T)); output "phi" (1).
+ * At least one of them. `dae` is borrowed and must outlive the problem. */
 typedef struct ct_dae_asa ct_dae_asa;
 int ct_dae_asa_new(ct_context *ctx, const ct_dae *dae, const ct_fun *g,
-                   ct_dae_asa **out);
+                   const ct_fun *phi, ct_dae_asa **out);
+/* ct_dae_asa_new with a third, discrete term Σ_k h(t_k, y(t_k), p) over the
+ * observation times of ct_dae_asa_options (t_obs):
+ * - h: NULL, or inputs among "t", "y", "p"; output "h" (1).
+ * At least one of g, phi, h. The backward integration restarts at every
+ * t_k (IDAReInitB) with the jump of lambda that h's term gives (the same
+ * condition as phi's, at t_k). */
+int ct_dae_asa_new_obs(ct_context *ctx, const ct_dae *dae, const ct_fun *g,
+                       const ct_fun *phi, const ct_fun *h, ct_dae_asa **out);
 void ct_dae_asa_free(ct_dae_asa *asa);
 
 typedef struct ct_dae_asa_options {
@@ -200,11 +211,16 @@ typedef struct ct_dae_asa_options {
                              rtol_b */
   int quad_err_con;       /* quadratures in the error test */
   long max_steps_b;       /* 0: SUNDIALS' default (500) */
+  ct_dae_linsol linsol_b; /* backward linear solver; AUTO: the forward
+                             phase's (resolved) choice */
+  const double *t_obs;    /* n_obs observation times of h, increasing,
+                             inside (t0, T]; NULL with n_obs 0 */
+  size_t n_obs;
 } ct_dae_asa_options;
 
 /* ct_dae_default_options(), 100 steps between checkpoints, Hermite,
  * rtol_b 1e-6, atol_b 1e-8, rtol_q 1e-6, atol_q 1e-6, rtol_q_b 0,
- * quadratures in the error test. */
+ * quadratures in the error test, linsol_b auto, no observation times. */
 ct_dae_asa_options ct_dae_asa_default_options(void);
 
 typedef struct ct_dae_asa_result {
@@ -212,7 +228,10 @@ typedef struct ct_dae_asa_result {
   char message[512];      /* "forward phase: ..." or "backward phase: ..." */
   ct_dae_result *dae;     /* the forward solution at t0 and T */
   size_t n, np;
-  double value;           /* J = ∫ g dt (forward quadrature) */
+  double value;           /* J = integral + final + observed */
+  double integral;        /* ∫ g dt (forward quadrature), 0 without g */
+  double final;           /* phi(T, y(T), p), 0 without phi */
+  double observed;        /* Σ_k h(t_k, y(t_k), p), 0 without h */
   double *dJdp;           /* np: dJ/dp, through y0(p) when the model has it */
   double *lambda0;        /* n: lambda(t0) */
   double *lambdap0;       /* n: lambda'(t0) */
@@ -220,14 +239,19 @@ typedef struct ct_dae_asa_result {
                              differential components (0 for algebraic) */
   int backward_done;      /* 1 when the gradient is filled */
   long n_checkpoints, quad_evals, quad_evals_b;
-  ct_dae_stats stats_b;   /* the backward integration */
+  ct_dae_stats stats_b;   /* the backward integration (steps and
+                             evaluations summed over the intervals between
+                             observation times) */
+  ct_dae_linsol linsol_b; /* the backward linear solver used */
 } ct_dae_asa_result;
 
 void ct_dae_asa_result_free(ct_context *ctx, ct_dae_asa_result *res);
 
 /* Integrates forward from t0 to T > t0 with checkpoints (initial values as
  * ct_dae_solve), then the adjoint backward from T, where lambda(T) is made
- * consistent by IDACalcICB (differential components of lambda zero), to t0.
+ * consistent by IDACalcICB (differential components of lambda zero) or,
+ * with phi or an observation at T, by the final condition, to t0
+ * (restarted at each observation time with h's jump).
  * A failure of either phase is CT_ERR_SOLVER with the result kept. */
 int ct_dae_asa_solve(ct_context *ctx, const ct_dae_asa *asa, const double *p,
                      const double *y0, const double *yp0, double t0, double T,

@@ -295,6 +295,85 @@ static void test_failures(void **state) {
   ct_context_free(ctx);
 }
 
+/* x' = -x, 0 = x - exp(-t): the algebraic equation does not involve the
+ * algebraic variable z (nor does anything else), so the iteration matrix
+ * dF/dy + cj dF/dy' has a zero column for every cj. With `switch_off`,
+ * the model is fine (0 = z - x) until t = 1, where that constraint is
+ * switched off (0 = 0) and z is no longer determined. */
+static ct_fun *singular_res(ct_context *ctx, int switch_off) {
+  ct_graph *g = ct_graph_new(ctx);
+  ct_var t, y[2], yp[2], r[2];
+  ct_graph_input(g, "t", 1, NULL, &t);
+  ct_graph_input(g, "y", 2, NULL, y);
+  ct_graph_input(g, "yp", 2, NULL, yp);
+  r[0] = ct_add(yp[0], y[0]);
+  r[1] = switch_off ? ct_select(ct_lt(t, ct_const(g, 1.0)), ct_sub(y[1], y[0]),
+                                ct_const(g, 0.0))
+                    : ct_sub(y[0], ct_exp(ct_neg(t)));
+  ct_graph_output(g, "F", 2, r);
+  return ct_test_finish(g);
+}
+
+/* Solves a singular model with linear solver ls; asserts a solver failure
+ * whose message names the singular iteration matrix, and returns it. */
+static ct_dae_result *solve_singular(ct_context *ctx, int switch_off, int calc_ic,
+                                     ct_dae_linsol ls) {
+  ct_fun *res = singular_res(ctx, switch_off);
+  ct_dae *dae = NULL;
+  assert_int_equal(ct_dae_new(ctx, res, NULL, NULL, &dae), CT_OK);
+  ct_fun_free(res);
+  assert_int_equal(ct_dae_differential(dae)[1], 0);
+  const double y0[2] = {1, 1}, yp0[2] = {-1, 0}, tout[4] = {0, 0.5, 0.9, 20.0};
+  ct_dae_options o = ct_dae_default_options();
+  o.linsol = ls;
+  o.calc_ic = calc_ic;
+  ct_dae_result *r = NULL;
+  int rc = ct_dae_solve(ctx, dae, NULL, y0, yp0, tout, 4, &o, &r);
+  ct_dae_free(dae);
+  printf("%s, %s: %s\n", ls == CT_DAE_LINSOL_KLU ? "KLU" : "dense",
+         switch_off ? "switched off at t = 1" : "singular everywhere",
+         r ? r->message : ct_errmsg(ctx));
+  assert_int_equal(rc, CT_ERR_SOLVER);
+  assert_non_null(r);
+  assert_int_equal(r->status, CT_ERR_SOLVER);
+  assert_non_null(strstr(r->message, "t = "));
+  assert_non_null(strstr(r->message, "iteration matrix"));
+  assert_non_null(strstr(r->message, "is singular"));
+  assert_non_null(strstr(ct_errmsg(ctx), "is singular"));
+  return r;
+}
+
+/* A singular iteration matrix, dense and KLU: in IDACalcIC (no outputs,
+ * t = 0), from the first step (the initial output kept), and after t = 1
+ * (the outputs before it kept and right). */
+static void test_singular_matrix(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_context_set_log_level(ctx, CT_LOG_QUIET);
+  const ct_dae_linsol solvers[2] = {CT_DAE_LINSOL_DENSE, CT_DAE_LINSOL_KLU};
+  for (int k = 0; k < 2; k++) {
+    ct_dae_result *r = solve_singular(ctx, 0, 1, solvers[k]);
+    assert_int_equal(r->n_out, 0);
+    assert_non_null(strstr(r->message, "IDACalcIC"));
+    assert_non_null(strstr(r->message, "t = 0:"));
+    if (solvers[k] == CT_DAE_LINSOL_DENSE) assert_non_null(strstr(r->message, "component 1"));
+    ct_dae_result_free(ctx, r);
+    r = solve_singular(ctx, 0, 0, solvers[k]);
+    assert_int_equal(r->n_out, 1);
+    assert_true(r->t_reached < 0.5);
+    ct_dae_result_free(ctx, r);
+    r = solve_singular(ctx, 1, 1, solvers[k]);
+    assert_int_equal(r->n_out, 3);
+    /* IDAS reuses the last (regular) matrix until a new one is needed: the
+     * failure comes at the first setup after t = 1, before the last output */
+    assert_true(r->t_reached >= 1.0 && r->t_reached < 20.0);
+    assert_true(fabs(r->y[2 * 2] - exp(-0.9)) < 1e-5);
+    assert_true(fabs(r->y[2 * 2 + 1] - exp(-0.9)) < 1e-5);
+    ct_dae_result_free(ctx, r);
+  }
+  ct_context_free(ctx);
+}
+
 /* Initial values from an init(p) function; the model's parameters. */
 static void test_init_function(void **state) {
   (void)state;
@@ -427,6 +506,7 @@ int main(void) {
       cmocka_unit_test(test_linear_solvers),
       cmocka_unit_test(test_consistent_init),
       cmocka_unit_test(test_failures),
+      cmocka_unit_test(test_singular_matrix),
       cmocka_unit_test(test_init_function),
       cmocka_unit_test(test_bad_arguments),
       cmocka_unit_test(test_fault_injection),
