@@ -113,6 +113,40 @@ fail:
   return -1;
 }
 
+/* One reaction of a bounded network: 1-2 reactants, 1..n_reac products. */
+static void network_reaction(uint64_t *seed, size_t n, bench_reaction *rx) {
+  rx->n_reac = (uint8_t)(1 + rng_next(seed) % 2);
+  rx->n_prod = (uint8_t)(1 + rng_next(seed) % rx->n_reac);
+  for (int a = 0; a < rx->n_reac; a++) rx->reac[a] = rng_index(seed, n);
+  for (int b = 0; b < rx->n_prod; b++) rx->prod[b] = rng_index(seed, n);
+}
+
+int bench_network_init(bench_problem *pb, size_t n_species, size_t n_reactions,
+                       uint64_t seed) {
+  memset(pb, 0, sizeof *pb);
+  if (n_species == 0 || n_reactions == 0) return -1;
+  pb->kind = BENCH_MASS_ACTION;
+  pb->name = "mass_action";
+  pb->n = n_species, pb->np = pb->n_rx = n_reactions;
+  snprintf(pb->title, sizeof pb->title, "bounded mass-action network, %zu species, %zu reactions",
+           pb->n, pb->np);
+  pb->rx = calloc(pb->n_rx, sizeof *pb->rx);
+  if (!pb->rx || alloc_vectors(pb) != 0) goto fail;
+  for (size_t r = 0; r < pb->n_rx; r++) {
+    network_reaction(&seed, pb->n, &pb->rx[r]);
+    pb->p[r] = pow(10.0, rng_uniform(&seed, -1.0, 2.0));
+  }
+  for (size_t s = 0; s < pb->n; s++) pb->x[s] = rng_uniform(&seed, 0.5, 1.5);
+  for (size_t i = 0; i < pb->n; i++) {
+    pb->v[i] = rng_uniform(&seed, -1, 1);
+    pb->w[i] = rng_uniform(&seed, -1, 1);
+  }
+  return 0;
+fail:
+  bench_problem_free(pb);
+  return -1;
+}
+
 void bench_problem_free(bench_problem *pb) {
   free(pb->x);
   free(pb->p);
@@ -501,6 +535,30 @@ int bench_trace(ct_context *ctx, const bench_problem *pb, ct_fun **out) {
   if (rc == CT_OK) rc = ct_graph_input(g, "x", pb->n, NULL, x);
   if (rc == CT_OK) rc = ct_graph_input(g, "p", pb->np, NULL, p);
   if (rc == CT_OK) {
+    trace_body(g, pb, x, p, y);
+    rc = ct_graph_output(g, "f", pb->n, y);
+  }
+  if (rc == CT_OK) rc = ct_graph_finalize(g, out);
+  ct_graph_free(g);
+  free(x);
+  free(p);
+  free(y);
+  return rc;
+}
+
+int bench_trace_ode(ct_context *ctx, const bench_problem *pb, size_t n_param,
+                    ct_fun **out) {
+  *out = NULL;
+  if (n_param > pb->np) return CT_ERR_ARG;
+  ct_graph *g = ct_graph_new(ctx);
+  ct_var *x = malloc(pb->n * sizeof *x), *p = malloc(pb->np * sizeof *p);
+  ct_var *y = malloc(pb->n * sizeof *y), t;
+  int rc = g && x && p && y ? CT_OK : CT_ERR_NOMEM;
+  if (rc == CT_OK) rc = ct_graph_input(g, "t", 1, NULL, &t);
+  if (rc == CT_OK) rc = ct_graph_input(g, "y", pb->n, NULL, x);
+  if (rc == CT_OK && n_param > 0) rc = ct_graph_input(g, "p", n_param, NULL, p);
+  if (rc == CT_OK) {
+    for (size_t j = n_param; j < pb->np; j++) p[j] = ct_const(g, pb->p[j]);
     trace_body(g, pb, x, p, y);
     rc = ct_graph_output(g, "f", pb->n, y);
   }

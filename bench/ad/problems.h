@@ -56,6 +56,15 @@ extern const char *const bench_problem_names[];
 int bench_problem_init(bench_problem *pb, const char *name, int small);
 void bench_problem_free(bench_problem *pb);
 
+/* A seeded mass-action network for time integration (bench/ode): n_species
+ * species and n_reactions reactions, each with no more products than
+ * reactants (so the total amount never grows and solutions stay bounded)
+ * and rate constants log-uniform in [1e-1, 1e2] (stiff). The kind is
+ * BENCH_MASS_ACTION, so every hand-written and traced function applies.
+ * Returns 0, or -1 for a size of 0 or no memory. */
+int bench_network_init(bench_problem *pb, size_t n_species, size_t n_reactions,
+                       uint64_t seed);
+
 /* ---- Hand-written C ------------------------------------------------------- */
 
 /* y = f(x; p). */
@@ -81,6 +90,13 @@ size_t bench_hand_jac(const bench_problem *pb, const double *x, const double *p,
 
 /* The function with inputs "x" (n) and "p" (np) and output "f" (n). */
 int bench_trace(ct_context *ctx, const bench_problem *pb, ct_fun **out);
+
+/* The right-hand side as an ODE model wants it (cotangent/ode.h): inputs
+ * "t" (1, unused), "y" (n) and "p" (n_param <= np), output "f" (n). The
+ * first n_param of pb->p are the parameters; the others are folded in as
+ * constants with their values in pb->p. */
+int bench_trace_ode(ct_context *ctx, const bench_problem *pb, size_t n_param,
+                    ct_fun **out);
 
 #ifdef __cplusplus
 }
