@@ -345,6 +345,8 @@ typedef struct asa_run {
   int forward_done;   /* y(T) reached */
   int over_bound;     /* more checkpoints than max_checkpoints: redo */
   int rc;             /* the backward phase's status */
+  ct_cvodef_mem step; /* CVodeF one step at a time (progress) */
+  ct_backward_progress bp; /* the backward phase's progress */
 } asa_run;
 
 /* Evaluates v at (t, y, p) with seed `bar` (may be NULL when v has none),
@@ -468,6 +470,10 @@ static int rhs_b_cb(sunrealtype t, N_Vector y, N_Vector yB, N_Vector yBdot, void
   ct_ode_run *r = ud;
   asa_run *s = r->ext;
   const ct_asa *a = s->a;
+  if (ct_backward_progress_step(&s->bp, t)) {
+    snprintf(r->cause, sizeof r->cause, "interrupted");
+    return -1;
+  }
   const double *yv = N_VGetArrayPointer(y);
   double *out = N_VGetArrayPointer(yBdot);
   int rc = jac_t_times(r, s, t, yv, N_VGetArrayPointer(yB), out);
@@ -600,6 +606,10 @@ static int asa_setup(ct_ode_run *r, ct_cvode_set *c, const ct_ode_options *o) {
                                 s->o->interp == CT_ASA_POLYNOMIAL ? CV_POLYNOMIAL
                                                                   : CV_HERMITE));
   c->advance = advance_f;
+  s->step.cv = c->cv;
+  s->step.n_checkpoints = &s->res->n_checkpoints;
+  c->step_ops = &ct_cvodef_step_ops;
+  c->step_mem = &s->step;
   return CT_OK;
 }
 
@@ -623,8 +633,9 @@ static int objective_at_end(ct_ode_run *r, ct_cvode_set *c, asa_run *s, double *
   ct_asa_result *res = s->res;
   memset(lambda, 0, a->n * sizeof *lambda);
   if (a->g.f) {
-    double t;
-    CT_SUN_CALL(r->ctx, CVodeGetQuad(c->cv, &t, c->ext_v[0]));
+    /* at T itself: stepping one step at a time leaves CVODES' last
+       return time at the step past T (CVodeGetQuad would read there) */
+    CT_SUN_CALL(r->ctx, CVodeGetQuadDky(c->cv, s->T, 0, c->ext_v[0]));
     res->integral = N_VGetArrayPointer(c->ext_v[0])[0];
     CVodeGetQuadNumRhsEvals(c->cv, &res->quad_evals);
   }
@@ -703,6 +714,7 @@ static int backward_setup(ct_ode_run *r, ct_cvode_set *c, asa_run *s) {
   CT_SUN_CALL(ctx, CVodeCreateB(cv, CV_BDF, &s->which));
   CVodeSetErrHandlerFn(CVodeGetAdjCVodeBmem(cv, s->which), sundials_error_b, r);
   CT_SUN_CALL(ctx, CVodeInitB(cv, s->which, rhs_b_cb, s->T, c->ext_v[1]));
+  s->bp.mem = CVodeGetAdjCVodeBmem(cv, s->which);
   CT_SUN_CALL(ctx, CVodeSStolerancesB(cv, s->which, o->rtol_b, o->atol_b));
   CT_SUN_CALL(ctx, CVodeSetUserDataB(cv, s->which, r));
   if (o->max_steps_b) CT_SUN_CALL(ctx, CVodeSetMaxNumStepsB(cv, s->which, o->max_steps_b));
@@ -768,12 +780,18 @@ static int backward_to(ct_ode_run *r, ct_cvode_set *c, asa_run *s, double tout) 
   ct_context *ctx = r->ctx;
   ct_asa_result *res = s->res;
   r->cause[0] = r->sundials[0] = '\0';
+  s->bp.tout = tout;
   int flag = CVodeB(c->cv, tout, CV_NORMAL);
   void *cvb = CVodeGetAdjCVodeBmem(c->cv, s->which);
   collect_stats_b(cvb, res);
   if (flag < 0) {
     double tb = s->T;
     CVodeGetCurrentTime(cvb, &tb);
+    if (s->bp.interrupted) {
+      snprintf(res->message, sizeof res->message, "backward phase: t = %.6g: "
+               "interrupted", tb);
+      return CT_ERROR(ctx, CT_ERR_INTERRUPTED, "%s", res->message);
+    }
     if (snprintf(res->message, sizeof res->message, "backward phase: t = %.6g: %s "
                  "(CVodeB flag %d)%s%s", tb,
                  *r->cause ? r->cause : "the adjoint integration failed", flag,
@@ -804,9 +822,12 @@ static int backward(ct_ode_run *r, ct_cvode_set *c, asa_run *s) {
     CT_CHECK(ctx, backward_to(r, c, s, tk));
     CT_CHECK(ctx, add_jump(r, s, m, lambda));
     CT_SUN_CALL(ctx, CVodeReInitB(c->cv, s->which, tk, c->ext_v[1]));
+    s->bp.nst = 0; /* CVodeReInitB restarts the step count */
     if (np) CT_SUN_CALL(ctx, CVodeQuadReInitB(c->cv, s->which, c->ext_v[2]));
   }
   CT_CHECK(ctx, backward_to(r, c, s, s->t0));
+  if (s->o->ode.progress) /* the end of the backward phase; too late to stop */
+    (void)s->o->ode.progress(s->t0, s->o->ode.progress_ud);
   return gradient(r, s, lambda, N_VGetArrayPointer(c->ext_v[2]));
 }
 
@@ -901,7 +922,7 @@ int ct_asa_solve(ct_context *ctx, const ct_asa *a, const double *p, const double
   ct_asa_result *res = ct_calloc(ctx, 1, sizeof *res);
   if (!res) return ct_error_trace(ctx, CT_ERR_NOMEM, __FILE__, __LINE__, __func__);
   asa_run s = {a, &o, res, t0, T, NULL, NULL, NULL, NULL, NULL, 0, NULL, 0, 1.0, -1, 0,
-               0, CT_OK};
+               0, CT_OK, {NULL, NULL}, {o.ode.progress, o.ode.progress_ud, NULL, NULL, 0, 0.0, 0.0, 0}};
   /* Output times: t0, the observation times, T (unless the last is T). */
   s.n_tout = 2 + o.n_obs - (o.n_obs && o.t_obs[o.n_obs - 1] == T);
   double *tout = ct_alloc(ctx, s.n_tout * sizeof *tout);
@@ -913,11 +934,11 @@ int ct_asa_solve(ct_context *ctx, const ct_asa *a, const double *p, const double
     res->linsol_b = resolve_linsol_b(a, &o);
     if (o.max_checkpoints) rc = space_checkpoints(ctx, &s, &o, p, y0, tout);
     if (rc == CT_OK) rc = adjoint_passes(ctx, &s, &o, p, y0, tout);
-    if (rc == CT_ERR_SOLVER) {
+    if (CT_SOLVE_STOPPED(rc)) {
       if (snprintf(res->message, sizeof res->message, "forward phase: %s",
                    res->ode.message) < 0)
         res->message[0] = '\0';
-      rc = CT_ERROR(ctx, CT_ERR_SOLVER, "%s", res->message); /* the phase, in ctx too */
+      rc = CT_ERROR(ctx, rc, "%s", res->message); /* the phase, in ctx too */
     } else if (rc == CT_OK && s.rc < 0) {
       rc = s.rc; /* the backward phase's failure, message already in res */
     }
@@ -928,7 +949,7 @@ int ct_asa_solve(ct_context *ctx, const ct_asa *a, const double *p, const double
   ct_free(ctx, s.phi_p);
   ct_free(ctx, s.obs_p);
   ct_free(ctx, tout);
-  if (rc < 0 && rc != CT_ERR_SOLVER) {
+  if (rc < 0 && !CT_SOLVE_STOPPED(rc)) {
     ct_asa_result_free(ctx, res);
     return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);
   }

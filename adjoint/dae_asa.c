@@ -19,6 +19,7 @@
 #include <sunmatrix/sunmatrix_sparse.h>
 
 #include "../solvers/dae_internal.h"
+#include "../solvers/ode_internal.h" /* progress of the backward phase */
 #include "cotangent/dae.h"
 #include "objective.h"
 
@@ -328,6 +329,7 @@ typedef struct arun {
   int rc;            /* the backward phase's status */
   char cause[256];   /* what a backward callback found */
   char sundials[512];/* SUNDIALS' message of the backward integrator */
+  ct_backward_progress bp; /* the backward phase's progress */
 } arun;
 
 /* Evaluates v at (t, y, yp, p) with seed `bar` (NULL when v has none),
@@ -379,6 +381,13 @@ static int quad_cb(sunrealtype t, N_Vector y, N_Vector yp, N_Vector qdot, void *
   return 0;
 }
 
+/* IDAS' step count (the backward phase's progress). */
+static long ida_n_steps(void *mem) {
+  long nst = 0;
+  IDAGetNumSteps(mem, &nst);
+  return nst;
+}
+
 /* IDAResFnB: F_y'^T lambda' - F_y^T lambda + g_y^T. */
 static int res_b_cb(sunrealtype t, N_Vector y, N_Vector yp, N_Vector yB, N_Vector ypB,
                     N_Vector rrB, void *ud) {
@@ -386,6 +395,10 @@ static int res_b_cb(sunrealtype t, N_Vector y, N_Vector yp, N_Vector yB, N_Vecto
   const ct_dae_asa *a = s->a;
   const double *yv = N_VGetArrayPointer(y), *ypv = N_VGetArrayPointer(yp);
   double *out = N_VGetArrayPointer(rrB);
+  if (ct_backward_progress_step(&s->bp, t)) {
+    snprintf(s->cause, sizeof s->cause, "interrupted");
+    return -1;
+  }
   if (vjp_eval(s, &a->fyp, t, yv, ypv, N_VGetArrayPointer(ypB), NULL, NULL, out,
                NULL) < 0)
     return -1;
@@ -510,6 +523,16 @@ static int advance_f(void *ud, void *mem, double tout, double *t, N_Vector y,
   arun *s = ud;
   int ncheck = 0;
   int flag = IDASolveF(mem, tout, t, y, yp, IDA_NORMAL, &ncheck);
+  if (flag >= 0) s->res->n_checkpoints = ncheck;
+  return flag;
+}
+
+/* advance_f one step at a time (IDA_ONE_STEP), for progress reporting. */
+static int advance_one_f(void *ud, void *mem, double tout, double *t, N_Vector y,
+                         N_Vector yp) {
+  arun *s = ud;
+  int ncheck = 0;
+  int flag = IDASolveF(mem, tout, t, y, yp, IDA_ONE_STEP, &ncheck);
   if (flag >= 0) s->res->n_checkpoints = ncheck;
   return flag;
 }
@@ -767,6 +790,8 @@ static int backward_setup(arun *s, void *mem, int *jumps) {
   ASA_CALL(ctx, IDACreateB(mem, &s->which));
   IDASetErrHandlerFn(IDAGetAdjIDABmem(mem, s->which), sundials_error_b, s);
   ASA_CALL(ctx, IDAInitB(mem, s->which, res_b_cb, s->T, s->yB, s->ypB));
+  s->bp.mem = IDAGetAdjIDABmem(mem, s->which);
+  s->bp.n_steps = ida_n_steps;
   ASA_CALL(ctx, IDASStolerancesB(mem, s->which, o->rtol_b, o->atol_b));
   ASA_CALL(ctx, IDASetUserDataB(mem, s->which, s));
   if (o->max_steps_b) ASA_CALL(ctx, IDASetMaxNumStepsB(mem, s->which, o->max_steps_b));
@@ -782,11 +807,17 @@ static int backward_setup(arun *s, void *mem, int *jumps) {
 }
 
 /* A backward failure: CT_ERR_SOLVER with "backward phase: t = ...: cause"
- * in the result. */
+ * in the result (CT_ERR_INTERRUPTED, "...: interrupted", when the progress
+ * callback stopped it). */
 static int fail_b(arun *s, void *mem, const char *what, int flag) {
   double tb = s->T;
   void *memb = IDAGetAdjIDABmem(mem, s->which);
   if (memb) IDAGetCurrentTime(memb, &tb);
+  if (s->bp.interrupted) {
+    snprintf(s->res->message, sizeof s->res->message, "backward phase: t = %.6g: "
+             "interrupted", tb);
+    return CT_ERROR(s->ctx, CT_ERR_INTERRUPTED, "%s", s->res->message);
+  }
   char singular[256];
   if (!*s->cause && ct_dae_singular_cause(s->LSB, "cjB dF/dy'^T - dF/dy^T", singular,
                                           sizeof singular))
@@ -844,6 +875,7 @@ static int solve_interval(arun *s, void *mem, double tout, int first) {
   ct_context *ctx = s->ctx;
   double t;
   s->cause[0] = s->sundials[0] = '\0';
+  s->bp.tout = tout;
   int flag = IDASolveB(mem, tout, IDA_NORMAL);
   void *memb = IDAGetAdjIDABmem(mem, s->which);
   if (memb) collect_stats_b(memb, s->res, first);
@@ -864,6 +896,7 @@ static int backward_intervals(arun *s, void *mem) {
     jump_at x = obs_point(s, k);
     CT_CHECK(ctx, add_jump(s, &s->a->h, "h", &x, NULL));
     ASA_CALL(ctx, IDAReInitB(mem, s->which, x.t, s->yB, s->ypB));
+    s->bp.nst = 0; /* IDAReInitB restarts the step count */
     if (s->a->np) ASA_CALL(ctx, IDAQuadReInitB(mem, s->which, s->qB));
   }
   return solve_interval(s, mem, s->t0, m == 0);
@@ -895,9 +928,10 @@ static int gradient(arun *s, const double *y0, const double *yp0) {
 static int backward(arun *s, void *mem) {
   ct_context *ctx = s->ctx;
   ct_dae_asa_result *res = s->res;
-  double t;
   if (s->a->g.f) {
-    ASA_CALL(ctx, IDAGetQuad(mem, &t, s->q));
+    /* at T itself: stepping one step at a time leaves IDAS' last return
+       time at the step past T (IDAGetQuad would read there) */
+    ASA_CALL(ctx, IDAGetQuadDky(mem, s->T, 0, s->q));
     res->integral = N_VGetArrayPointer(s->q)[0];
     IDAGetQuadNumRhsEvals(mem, &res->quad_evals);
   }
@@ -912,6 +946,8 @@ static int backward(arun *s, void *mem) {
     ASA_CALL(ctx, IDAGetConsistentICB(mem, s->which, s->yB, s->ypB));
   }
   CT_CHECK(ctx, backward_intervals(s, mem));
+  if (s->bp.progress) /* the end of the backward phase; too late to stop */
+    (void)s->bp.progress(s->t0, s->bp.ud);
   return gradient(s, s->yt0, s->ypt0);
 }
 
@@ -992,6 +1028,8 @@ int ct_dae_asa_solve(ct_context *ctx, const ct_dae_asa *a, const double *p,
   s.ctx = ctx;
   s.a = a;
   s.o = &o;
+  s.bp.progress = o.dae.progress;
+  s.bp.ud = o.dae.progress_ud;
   s.p = p;
   s.t0 = t0;
   s.T = T;
@@ -1005,21 +1043,21 @@ int ct_dae_asa_solve(ct_context *ctx, const ct_dae_asa *a, const double *p,
     tout[0] = t0;
     if (o.n_obs) memcpy(tout + 1, o.t_obs, o.n_obs * sizeof *tout);
     tout[s.n_tout - 1] = T;
-    ct_dae_hooks h = {setup_hook, output_hook, finish_hook, &s, advance_f};
+    ct_dae_hooks h = {setup_hook, output_hook, finish_hook, &s, advance_f, advance_one_f};
     rc = ct_dae_solve_hooked(ctx, a->dae, p, y0, yp0, tout, s.n_tout, &o.dae, &h,
                              &res->dae);
-    if (rc == CT_ERR_SOLVER) {
+    if (rc == CT_ERR_SOLVER || rc == CT_ERR_INTERRUPTED) {
       if (snprintf(res->message, sizeof res->message, "forward phase: %s",
                    res->dae ? res->dae->message : "") < 0)
         res->message[0] = '\0';
-      rc = CT_ERROR(ctx, CT_ERR_SOLVER, "%s", res->message);
+      rc = CT_ERROR(ctx, rc, "%s", res->message);
     } else if (rc == CT_OK && s.rc < 0) {
       rc = s.rc; /* the backward phase's failure */
     }
   }
   release(&s);
   ct_free(ctx, tout);
-  if (rc < 0 && rc != CT_ERR_SOLVER) {
+  if (rc < 0 && rc != CT_ERR_SOLVER && rc != CT_ERR_INTERRUPTED) {
     ct_dae_asa_result_free(ctx, res);
     return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);
   }

@@ -284,6 +284,8 @@ typedef struct hvp_run {
   int which;            /* the backward problem */
   int forward_done;     /* y(T) reached */
   int rc;               /* the backward phase's status */
+  ct_cvodef_mem step;   /* CVodeF one step at a time (progress) */
+  ct_backward_progress bp; /* the backward phase's progress */
 } hvp_run;
 
 /* Where a so_fun evaluation reads and writes (NULL: absent or skipped). */
@@ -376,6 +378,10 @@ static int rhs_b_cb(sunrealtype t, N_Vector y, N_Vector *yS, N_Vector yB,
   size_t n = a->n;
   const double *lm = N_VGetArrayPointer(yB), *s = N_VGetArrayPointer(yS[0]);
   double *out = N_VGetArrayPointer(yBdot);
+  if (ct_backward_progress_step(&h->bp, t)) {
+    snprintf(r->cause, sizeof r->cause, "interrupted");
+    return -1;
+  }
   so_args x = {.y = N_VGetArrayPointer(y), .p = r->p, .bar = lm, .dy = s, .dp = h->u,
                .dbar = lm + n, .by = out, .dby = out + n};
   if (so_eval(r->ctx, h, &a->rhs, t, &x) < 0) return -1;
@@ -503,6 +509,10 @@ static int hvp_setup(ct_ode_run *r, ct_cvode_set *c, const ct_ode_options *o) {
                                 h->o->interp == CT_ASA_POLYNOMIAL ? CV_POLYNOMIAL
                                                                   : CV_HERMITE));
   c->advance = advance_f;
+  h->step.cv = c->cv;
+  h->step.n_checkpoints = &h->res->n_checkpoints;
+  c->step_ops = &ct_cvodef_step_ops;
+  c->step_mem = &h->step;
   return CT_OK;
 }
 
@@ -510,8 +520,8 @@ static int hvp_setup(ct_ode_run *r, ct_cvode_set *c, const ct_ode_options *o) {
 static int hvp_output(ct_ode_run *r, ct_cvode_set *c, const ct_ode_result *res) {
   hvp_run *h = r->ext;
   if (res->n_out != 2) return CT_OK;
-  double t;
-  CT_SUN_CALL(r->ctx, CVodeGetSens(c->cv, &t, c->yS));
+  /* at T itself (one-step driving leaves CVODES' last return past T) */
+  CT_SUN_CALL(r->ctx, CVodeGetSensDky(c->cv, h->T, 0, c->yS));
   memcpy(h->res->s_T, N_VGetArrayPointer(c->yS[0]), h->a->n * sizeof *h->res->s_T);
   h->forward_done = 1;
   return CT_OK;
@@ -524,9 +534,8 @@ static int objective_at_end(ct_ode_run *r, ct_cvode_set *c, hvp_run *h, double *
   const ct_asa2 *a = h->a;
   ct_asa_hvp_result *res = h->res;
   memset(lm, 0, 2 * a->n * sizeof *lm);
-  if (a->g.f) {
-    double t;
-    CT_SUN_CALL(r->ctx, CVodeGetQuad(c->cv, &t, c->ext_v[0]));
+  if (a->g.f) { /* at T itself, as above */
+    CT_SUN_CALL(r->ctx, CVodeGetQuadDky(c->cv, h->T, 0, c->ext_v[0]));
     res->integral = N_VGetArrayPointer(c->ext_v[0])[0];
     CVodeGetQuadNumRhsEvals(c->cv, &res->quad_evals);
   }
@@ -551,6 +560,7 @@ static int backward_setup(ct_ode_run *r, ct_cvode_set *c, hvp_run *h) {
   CT_SUN_CALL(ctx, CVodeCreateB(cv, CV_BDF, &h->which));
   CVodeSetErrHandlerFn(CVodeGetAdjCVodeBmem(cv, h->which), sundials_error_b, r);
   CT_SUN_CALL(ctx, CVodeInitBS(cv, h->which, rhs_b_cb, h->T, c->ext_v[1]));
+  h->bp.mem = CVodeGetAdjCVodeBmem(cv, h->which);
   CT_SUN_CALL(ctx, CVodeSStolerancesB(cv, h->which, o->rtol_b, o->atol_b));
   CT_SUN_CALL(ctx, CVodeSetUserDataB(cv, h->which, r));
   if (o->max_steps_b) CT_SUN_CALL(ctx, CVodeSetMaxNumStepsB(cv, h->which, o->max_steps_b));
@@ -586,12 +596,18 @@ static int backward_to_t0(ct_ode_run *r, ct_cvode_set *c, hvp_run *h) {
   ct_context *ctx = r->ctx;
   ct_asa_hvp_result *res = h->res;
   r->cause[0] = r->sundials[0] = '\0';
+  h->bp.tout = h->t0;
   int flag = CVodeB(c->cv, h->t0, CV_NORMAL);
   void *cvb = CVodeGetAdjCVodeBmem(c->cv, h->which);
   collect_stats_b(cvb, res);
   if (flag < 0) {
     double tb = h->T;
     CVodeGetCurrentTime(cvb, &tb);
+    if (h->bp.interrupted) {
+      snprintf(res->message, sizeof res->message, "backward phase: t = %.6g: "
+               "interrupted", tb);
+      return CT_ERROR(ctx, CT_ERR_INTERRUPTED, "%s", res->message);
+    }
     if (snprintf(res->message, sizeof res->message, "backward phase: t = %.6g: %s "
                  "(CVodeB flag %d)%s%s", tb,
                  *r->cause ? r->cause : "the adjoint integration failed", flag,
@@ -642,6 +658,8 @@ static int backward(ct_ode_run *r, ct_cvode_set *c, hvp_run *h) {
   CT_CHECK(ctx, objective_at_end(r, c, h, lm));
   CT_CHECK(ctx, backward_setup(r, c, h));
   CT_CHECK(ctx, backward_to_t0(r, c, h));
+  if (h->o->ode.progress) /* the end of the backward phase; too late to stop */
+    (void)h->o->ode.progress(h->t0, h->o->ode.progress_ud);
   return gradient_and_hvp(r, h, lm, N_VGetArrayPointer(c->ext_v[2]));
 }
 
@@ -705,23 +723,23 @@ int ct_asa_hvp(ct_context *ctx, const ct_asa2 *a, const double *p, const double 
   ct_asa_hvp_result *res = ct_calloc(ctx, 1, sizeof *res);
   if (!res) return ct_error_trace(ctx, CT_ERR_NOMEM, __FILE__, __LINE__, __func__);
   hvp_run h = {.a = a, .o = &o, .res = res, .u = u, .t0 = t0, .T = T, .one = 1.0,
-               .which = -1, .rc = CT_OK};
+               .which = -1, .rc = CT_OK, .bp = {.progress = o.ode.progress, .ud = o.ode.progress_ud}};
   int rc = allocate(ctx, a, &h, res);
   if (rc == CT_OK) {
     double tout[2] = {t0, T};
     ct_ode_hooks hooks = {&h, hvp_setup, hvp_output, hvp_finish};
     rc = ct_ode_solve_into(ctx, a->ode, p, y0, tout, 2, &o.ode, &hooks, &res->ode);
-    if (rc == CT_ERR_SOLVER) {
+    if (CT_SOLVE_STOPPED(rc)) {
       if (snprintf(res->message, sizeof res->message, "forward phase: %s",
                    res->ode.message) < 0)
         res->message[0] = '\0';
-      rc = CT_ERROR(ctx, CT_ERR_SOLVER, "%s", res->message); /* the phase, in ctx too */
+      rc = CT_ERROR(ctx, rc, "%s", res->message); /* the phase, in ctx too */
     } else if (rc == CT_OK && h.rc < 0) {
       rc = h.rc; /* the backward phase's failure, message already in res */
     }
   }
   release(ctx, &h);
-  if (rc < 0 && rc != CT_ERR_SOLVER) {
+  if (rc < 0 && !CT_SOLVE_STOPPED(rc)) {
     ct_asa_hvp_result_free(ctx, res);
     return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);
   }

@@ -288,7 +288,7 @@ int ct_dae_fsa_solve(ct_context *ctx, const ct_dae_fsa *f, const double *p,
       rc = CT_ERR_NOMEM;
   }
   if (rc == CT_OK) {
-    ct_dae_hooks h = {setup_hook, output_hook, finish_hook, &s, NULL};
+    ct_dae_hooks h = {setup_hook, output_hook, finish_hook, &s, NULL, NULL};
     rc = ct_dae_solve_hooked(ctx, f->dae, p, y0, yp0, tout, n_tout, &o.dae, &h, &res->dae);
   }
   if (s.yS) N_VDestroyVectorArray(s.yS, (int)f->ns);
@@ -298,7 +298,7 @@ int ct_dae_fsa_solve(ct_context *ctx, const ct_dae_fsa *f, const double *p,
   ct_free(ctx, s.dF);
   ct_free(ctx, s.work);
   ct_free(ctx, s.pbar);
-  if (rc < 0 && rc != CT_ERR_SOLVER) {
+  if (rc < 0 && rc != CT_ERR_SOLVER && rc != CT_ERR_INTERRUPTED) {
     ct_dae_fsa_result_free(ctx, res);
     return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);
   }

@@ -563,11 +563,11 @@ int ct_fsa_solve(ct_context *ctx, const ct_fsa *fsa, const double *p,
   ct_free(ctx, s.dy);
   ct_free(ctx, s.df);
   ct_free(ctx, pbar);
-  if (rc == CT_OK || rc == CT_ERR_SOLVER) {
+  if (rc == CT_OK || CT_SOLVE_STOPPED(rc)) {
     int nrc = normalise(ctx, fsa, p, res);
     if (nrc < 0) rc = nrc;
   }
-  if (rc < 0 && rc != CT_ERR_SOLVER) {
+  if (rc < 0 && !CT_SOLVE_STOPPED(rc)) {
     ct_fsa_result_free(ctx, res);
     return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);
   }

@@ -236,7 +236,7 @@ static int ark_degree(void *ark) { /* ARKODE's interpolants: degree at most 5 */
 }
 static const ct_step_ops ark_step_ops = {ark_one_step, ark_dky, ark_n_steps,
                                          ark_current_time, ark_degree,
-                                         "ARKODE ARKStepEvolve"};
+                                         "ARKODE ARKStepEvolve", NULL};
 
 /* Runs ARKStepEvolve through the output times, filling res; a failure is
  * recorded in res (message with the time reached) and returned. */
@@ -258,6 +258,10 @@ static int integrate(ct_ode_run *r, ark_set *c, const ct_ode_options *o,
         return CT_OK;
       }
       continue;
+    }
+    if (flag == CT_STEP_INTERRUPTED) {
+      ARKStepGetCurrentTime(c->ark, &res->t_reached);
+      return ct_interrupted(r->ctx, res->message, sizeof res->message, res->t_reached);
     }
     if (flag < 0) {
       ARKStepGetCurrentTime(c->ark, &res->t_reached);
@@ -296,7 +300,8 @@ static int solve_run(ct_ode_run *r, const ct_ode_options *o, const double *y0,
                    "bandwidths %ld/%ld)", ct_ode_linsol_name(ls), m->n,
                    m->pattern->nnz, m->mu, m->ml);
   if (rc == CT_OK) rc = ark_setup(r, &c, o, tout[0], y_init, ls);
-  if (rc == CT_OK) rc = ct_ode_dense_start(r, res, &ark_step_ops, c.ark, o, c.y);
+  if (rc == CT_OK) rc = ct_ode_dense_start(r, res, &ark_step_ops, c.ark, o, c.y,
+                                         tout[n_tout - 1]);
   if (rc == CT_OK) rc = integrate(r, &c, o, tout, n_tout, res);
   ct_ode_dense_stop(r);
   if (c.ark) collect_stats(c.ark, implicit, &res->stats);
@@ -339,6 +344,6 @@ int ct_arkode_solve_into(ct_context *ctx, const ct_ode *m, const double *p,
   if (rc == CT_OK) rc = solve_run(&r, o, y0, tout, n_tout, res);
   ct_free(ctx, r.work);
   ct_free(ctx, r.jac_vals);
-  if (rc == CT_OK || rc == CT_ERR_SOLVER) res->status = rc;
+  if (rc == CT_OK || CT_SOLVE_STOPPED(rc)) res->status = rc;
   return rc < 0 ? ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__) : CT_OK;
 }

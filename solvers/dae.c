@@ -19,6 +19,7 @@
 #include "model_io.h"
 #include "cotangent/dae.h"
 #include "dae_internal.h"
+#include "ode_internal.h" /* step-by-step driving and dense output (ode.c) */
 
 /* A SUNDIALS call: a negative flag is CT_ERR_EXTERNAL naming the call. */
 #define DAE_SUN_CALL(ctx, call)                                               \
@@ -250,7 +251,8 @@ const int *ct_dae_differential(const ct_dae *m) { return m->id; }
 /* ---- Options ------------------------------------------------------------------ */
 
 ct_dae_options ct_dae_default_options(void) {
-  ct_dae_options o = {CT_DAE_LINSOL_AUTO, 1e-6, 1e-8, NULL, 0, 0, 1, NULL, 1};
+  ct_dae_options o = {CT_DAE_LINSOL_AUTO, 1e-6, 1e-8, NULL, 0, 0, 1, NULL, 1, 0,
+                      NULL, NULL};
   return o;
 }
 
@@ -286,6 +288,7 @@ typedef struct run {
   char cause[256];
   char sundials[512];
   const ct_dae_hooks *h;
+  ct_dense_stepper *st; /* with dense output or progress: the stepping */
 } run;
 
 void *ct_dae_user_hook_data(void *user_data) { return ((run *)user_data)->h->ud; }
@@ -507,6 +510,9 @@ static void collect_stats(void *mem, ct_dae_stats *s) {
   IDAGetActualInitStep(mem, &s->first_step);
   IDAGetLastStep(mem, &s->last_step);
   IDAGetLastOrder(mem, &s->last_order);
+  IDAGetCurrentTime(mem, &s->current_time);
+  IDAGetCurrentStep(mem, &s->current_step);
+  IDAGetCurrentOrder(mem, &s->current_order);
 }
 
 /* The cause of an IDASolve or IDACalcIC failure in words. */
@@ -644,6 +650,67 @@ static int fail(run *r, ct_dae_result *res, const char *flag_cause) {
   return CT_ERROR(r->ctx, CT_ERR_SOLVER, "%s", res->message);
 }
 
+/* IDAS as step-by-step driving works it (see ct_step_ops), on the solve's
+ * objects: the run's advance hook in one-step form (IDASolveF for
+ * adjoints) or IDASolve, y' kept in c->yp; outputs y and y' from
+ * IDAGetDky. */
+typedef struct ida_stepping {
+  run *r;
+  ida_set *c;
+} ida_stepping;
+
+static int ida_one_step(void *mem, double tout, N_Vector y, double *t) {
+  ida_stepping *w = mem;
+  const ct_dae_hooks *h = w->r->h;
+  if (h->advance_one) return h->advance_one(h->ud, w->c->mem, tout, t, y, w->c->yp);
+  return IDASolve(w->c->mem, tout, t, y, w->c->yp, IDA_ONE_STEP);
+}
+static int ida_dky(void *mem, double t, int k, N_Vector out) {
+  return IDAGetDky(((ida_stepping *)mem)->c->mem, t, k, out);
+}
+static long ida_n_steps(void *mem) {
+  long nst = 0;
+  IDAGetNumSteps(((ida_stepping *)mem)->c->mem, &nst);
+  return nst;
+}
+static double ida_current_time(void *mem) {
+  double t = 0;
+  IDAGetCurrentTime(((ida_stepping *)mem)->c->mem, &t);
+  return t;
+}
+static int ida_degree(void *mem) { /* the order of the step just taken */
+  int q = 0;
+  IDAGetLastOrder(((ida_stepping *)mem)->c->mem, &q);
+  return q;
+}
+static int ida_output(void *mem, double t, N_Vector y) {
+  ida_stepping *w = mem;
+  int flag = IDAGetDky(w->c->mem, t, 0, y);
+  return flag < 0 ? flag : IDAGetDky(w->c->mem, t, 1, w->c->yp);
+}
+static const ct_step_ops ida_step_ops = {ida_one_step, ida_dky, ida_n_steps,
+                                         ida_current_time, ida_degree, "IDAS IDASolve",
+                                         ida_output};
+
+/* Starts step-by-step driving (r->st) when the options ask for dense
+ * output or progress, from the consistent y(t0) in c->y. */
+static int stepping_start(run *r, ida_set *c, ida_stepping *w, const ct_dae_options *o,
+                          const double *tout, size_t n_tout, ct_dae_result *res) {
+  if (!o->dense_output && !o->progress) return CT_OK;
+  if (r->h->advance && !r->h->advance_one)
+    return CT_ERROR(r->ctx, CT_ERR_ARG, "dense output and progress are not available "
+                    "for this kind of solve");
+  if (o->dense_output && r->h->advance)
+    return CT_ERROR(r->ctx, CT_ERR_ARG, "dense output is not available for adjoint "
+                    "solves (their forward pass keeps its own checkpoints)");
+  w->r = r;
+  w->c = c;
+  ct_step_setup s = {&ida_step_ops, w, c->y, o->max_steps, o->progress, o->progress_ud,
+                     tout[n_tout - 1], r->cause, sizeof r->cause, r->sundials,
+                     sizeof r->sundials};
+  return ct_stepper_new(r->ctx, &s, o->dense_output ? &res->dense : NULL, &r->st);
+}
+
 /* Makes the initial values consistent (with calc_ic), then runs IDASolve
  * through the output times, filling res; a failure is recorded in res
  * (message with the time reached) and returned. */
@@ -661,13 +728,19 @@ static int integrate(run *r, ida_set *c, const ct_dae_options *o, const double *
     }
     DAE_SUN_CALL(r->ctx, IDAGetConsistentIC(c->mem, c->y, c->yp));
   }
+  ida_stepping w;
+  CT_CHECK(r->ctx, stepping_start(r, c, &w, o, tout, n_tout, res));
   CT_CHECK(r->ctx, output(r, c, o, res, tout[0]));
   for (size_t k = 1; k < n_tout;) {
     double t = tout[0];
-    int flag = r->h->advance
-                   ? r->h->advance(r->h->ud, c->mem, tout[k], &t, c->y, c->yp)
-                   : IDASolve(c->mem, tout[k], &t, c->y, c->yp, IDA_NORMAL);
+    int flag = r->st ? ct_stepper_advance(r->st, tout[k], c->y, &t)
+               : r->h->advance ? r->h->advance(r->h->ud, c->mem, tout[k], &t, c->y, c->yp)
+                               : IDASolve(c->mem, tout[k], &t, c->y, c->yp, IDA_NORMAL);
     res->t_reached = t;
+    if (flag == CT_STEP_INTERRUPTED) {
+      IDAGetCurrentTime(c->mem, &res->t_reached);
+      return ct_interrupted(r->ctx, res->message, sizeof res->message, res->t_reached);
+    }
     if (flag == IDA_ROOT_RETURN) {
       CT_CHECK(r->ctx, record_root(r, c, res, t));
       if (o->stop_at_roots) {
@@ -723,6 +796,8 @@ static int solve_run(run *r, const ct_dae_options *o, const double *y0,
   if (rc == CT_OK) rc = ida_setup(r, &c, o, tout[0], init, init + m->n, ls);
   if (rc == CT_OK && r->h->setup) rc = r->h->setup(ctx, r->h->ud, c.mem, c.sun, c.y, o);
   if (rc == CT_OK) rc = integrate(r, &c, o, tout, n_tout, res);
+  ct_stepper_free(r->st);
+  r->st = NULL;
   if (c.mem) collect_stats(c.mem, &res->stats);
   if (c.mem && r->h->finish) r->h->finish(r->h->ud, c.mem);
   ida_set_free(&c);
@@ -754,7 +829,8 @@ int ct_dae_solve_hooked(ct_context *ctx, const ct_dae *m, const double *p,
   ct_dae_result *res = ct_calloc(ctx, 1, sizeof *res);
   if (!res) return ct_error_trace(ctx, CT_ERR_NOMEM, __FILE__, __LINE__, __func__);
   size_t n = m->n ? m->n : 1, nnz = m->pat.nnz ? m->pat.nnz : 1;
-  run r = {ctx, m, p, NULL, NULL, NULL, NULL, NULL, 0, "", "", hooks ? hooks : &none};
+  run r = {ctx, m, p, NULL, NULL, NULL, NULL, NULL, 0, "", "", hooks ? hooks : &none,
+           NULL};
   int rc = result_init(ctx, m, n_tout + 1, res);
   if (rc == CT_OK) {
     r.work = ct_alloc(ctx, m->work * sizeof *r.work);
@@ -770,7 +846,7 @@ int ct_dae_solve_hooked(ct_context *ctx, const ct_dae *m, const double *p,
   ct_free(ctx, r.jyp);
   ct_free(ctx, r.jac);
   ct_free(ctx, r.cjv);
-  if (rc < 0 && rc != CT_ERR_SOLVER) {
+  if (rc < 0 && !CT_SOLVE_STOPPED(rc)) {
     ct_dae_result_free(ctx, res);
     return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);
   }
@@ -793,5 +869,13 @@ void ct_dae_result_free(ct_context *ctx, ct_dae_result *r) {
   ct_free(ctx, r->steps);
   ct_free(ctx, r->order);
   ct_free(ctx, r->h);
+  ct_dense_free(ctx, r->dense);
   ct_free(ctx, r);
+}
+
+/* y^(k)(t) from the stored interpolants (see dae.h). */
+int ct_dae_result_eval(ct_context *ctx, const ct_dae_result *res, double t, int k,
+                       double *y) {
+  if (!res || !y) return CT_ERROR(ctx, CT_ERR_ARG, "ct_dae_result_eval needs a result and y");
+  return ct_dense_eval(ctx, res->dense, res->t_reached, t, k, y);
 }

@@ -24,6 +24,10 @@ typedef struct ct_dae_hooks {
    * returns its flag. NULL: IDASolve. */
   int (*advance)(void *ud, void *mem, double tout, double *t, N_Vector y,
                  N_Vector yp);
+  /* advance in one-step form (IDASolveF(..., IDA_ONE_STEP)), for progress
+   * reporting; NULL with advance set: progress is refused. */
+  int (*advance_one)(void *ud, void *mem, double tout, double *t, N_Vector y,
+                     N_Vector yp);
 } ct_dae_hooks;
 
 /* ct_dae_solve with hooks (NULL: none). */

@@ -277,7 +277,7 @@ int ct_ode_linsol_from_name(ct_context *ctx, const char *name, ct_ode_linsol *ls
 }
 
 ct_ode_options ct_ode_default_options(void) {
-  ct_ode_options o = {CT_ODE_BDF, CT_LINSOL_AUTO, 1e-6, 1e-8, NULL, 0, 0, 1, 0};
+  ct_ode_options o = {CT_ODE_BDF, CT_LINSOL_AUTO, 1e-6, 1e-8, NULL, 0, 0, 1, 0, NULL, NULL};
   return o;
 }
 
@@ -699,11 +699,13 @@ struct ct_ode_dense {
   double *coef;   /* n_coef doubles */
 };
 
-/* The stepping state of one dense solve (r->dense). */
+/* The stepping state of one solve driven step by step (r->dense): for
+ * dense output, a progress callback, or both. */
 typedef struct ct_dense_stepper {
+  ct_context *ctx;
   const ct_step_ops *ops;
   void *mem;
-  ct_ode_dense *d;
+  ct_ode_dense *d;    /* NULL: steps are not recorded */
   N_Vector tmp;       /* a derivative from ops->dky */
   N_Vector y_root;    /* a root found past an output time, returned later */
   double t_root;
@@ -712,9 +714,15 @@ typedef struct ct_dense_stepper {
   long max_steps;     /* per output interval (<= 0: none) */
   long taken;         /* steps since the last return */
   long nst;           /* ops->n_steps when last looked */
+  int (*progress)(double t, void *ud);
+  void *progress_ud;
+  double t_final;     /* reported times are capped here */
+  char *cause, *sundials; /* where failures are described */
+  size_t cause_size, sundials_size;
 } ct_dense_stepper;
 
-static void dense_free(ct_context *ctx, ct_ode_dense *d) {
+/* Frees the interpolants (see ode_internal.h). */
+void ct_dense_free(ct_context *ctx, ct_ode_dense *d) {
   if (!d) return;
   ct_free(ctx, d->y0);
   ct_free(ctx, d->t_end);
@@ -757,12 +765,12 @@ static int all_zero(const double *v, size_t n) {
 /* Appends the step just taken: its end time and the derivatives of its
  * interpolant there, D_0..D_q from ops->dky (trailing zero derivatives
  * dropped: ARKODE answers 0 past its interpolant's degree). */
-static int dense_record_step(ct_ode_run *r, ct_dense_stepper *st) {
+static int dense_record_step(ct_dense_stepper *st) {
   ct_ode_dense *d = st->d;
   double tn = st->ops->current_time(st->mem);
   int q = st->ops->degree(st->mem);
   if (q < 0) q = 0;
-  CT_CHECK(r->ctx, dense_reserve(r->ctx, d, (size_t)(q + 1) * d->n));
+  CT_CHECK(st->ctx, dense_reserve(st->ctx, d, (size_t)(q + 1) * d->n));
   double *at = d->coef + d->n_coef;
   for (int k = 0; k <= q; k++) {
     if (st->ops->dky(st->mem, tn, k, st->tmp) < 0) { /* past the degree */
@@ -780,66 +788,105 @@ static int dense_record_step(ct_ode_run *r, ct_dense_stepper *st) {
   return CT_OK;
 }
 
-/* Starts dense output (see ode_internal.h). */
-int ct_ode_dense_start(ct_ode_run *r, ct_ode_result *res, const ct_step_ops *ops,
-                       void *mem, const ct_ode_options *o, N_Vector y) {
-  if (!o->dense_output) return CT_OK;
-  ct_context *ctx = r->ctx;
-  size_t n = r->m->n;
-  res->dense = ct_calloc(ctx, 1, sizeof *res->dense);
-  if (!res->dense) return CT_ERR_NOMEM;
-  res->dense->n = n;
-  res->dense->t0 = ops->current_time(mem);
-  res->dense->y0 = ct_alloc(ctx, n * sizeof *res->dense->y0);
-  if (!res->dense->y0) return CT_ERR_NOMEM;
-  memcpy(res->dense->y0, N_VGetArrayPointer(y), n * sizeof *res->dense->y0);
+/* A new interpolant store holding y(t0) (n values of y). */
+static int dense_new(ct_context *ctx, double t0, N_Vector y, size_t n,
+                     ct_ode_dense **out) {
+  ct_ode_dense *d = ct_calloc(ctx, 1, sizeof *d);
+  if (!d) return CT_ERR_NOMEM;
+  *out = d;
+  d->n = n;
+  d->t0 = t0;
+  d->y0 = ct_alloc(ctx, (n ? n : 1) * sizeof *d->y0);
+  if (!d->y0) return CT_ERR_NOMEM;
+  memcpy(d->y0, N_VGetArrayPointer(y), n * sizeof *d->y0);
+  return CT_OK;
+}
+
+/* Starts step-by-step driving (see ode_internal.h). */
+int ct_stepper_new(ct_context *ctx, const ct_step_setup *s, ct_ode_dense **dense,
+                   ct_dense_stepper **out) {
+  *out = NULL;
+  size_t n = (size_t)N_VGetLength(s->y);
+  if (dense) CT_CHECK(ctx, dense_new(ctx, s->ops->current_time(s->mem), s->y, n, dense));
   ct_dense_stepper *st = ct_calloc(ctx, 1, sizeof *st);
   if (!st) return CT_ERR_NOMEM;
-  r->dense = st;
-  st->ops = ops;
-  st->mem = mem;
-  st->d = res->dense;
-  st->max_steps = o->max_steps ? o->max_steps : 500; /* SUNDIALS' default */
-  st->tmp = N_VClone(y);
-  st->y_root = N_VClone(y);
+  *out = st;
+  st->ctx = ctx;
+  st->ops = s->ops;
+  st->mem = s->mem;
+  st->d = dense ? *dense : NULL;
+  st->max_steps = s->max_steps ? s->max_steps : 500; /* SUNDIALS' default */
+  st->progress = s->progress;
+  st->progress_ud = s->progress_ud;
+  st->t_final = s->t_final;
+  st->cause = s->cause;
+  st->cause_size = s->cause_size;
+  st->sundials = s->sundials;
+  st->sundials_size = s->sundials_size;
+  st->tmp = N_VClone(s->y);
+  st->y_root = N_VClone(s->y);
   if (!st->tmp || !st->y_root) return CT_ERR_NOMEM;
   return CT_OK;
 }
 
-/* Ends the solve's stepping (see ode_internal.h). */
-void ct_ode_dense_stop(ct_ode_run *r) {
-  ct_dense_stepper *st = r->dense;
+/* Frees the stepping state (see ode_internal.h). */
+void ct_stepper_free(ct_dense_stepper *st) {
   if (!st) return;
   if (st->tmp) N_VDestroy(st->tmp);
   if (st->y_root) N_VDestroy(st->y_root);
-  ct_free(r->ctx, st);
+  ct_free(st->ctx, st);
+}
+
+/* Starts the stepping of an ODE solve (see ode_internal.h). */
+int ct_ode_dense_start(ct_ode_run *r, ct_ode_result *res, const ct_step_ops *ops,
+                       void *mem, const ct_ode_options *o, N_Vector y, double t_final) {
+  if (!o->dense_output && !o->progress) return CT_OK;
+  ct_step_setup s = {ops, mem, y, o->max_steps, o->progress, o->progress_ud, t_final,
+                     r->cause, sizeof r->cause, r->sundials, sizeof r->sundials};
+  return ct_stepper_new(r->ctx, &s, o->dense_output ? &res->dense : NULL, &r->dense);
+}
+
+/* Ends the solve's stepping (see ode_internal.h). */
+void ct_ode_dense_stop(ct_ode_run *r) {
+  ct_stepper_free(r->dense);
   r->dense = NULL;
 }
 
-/* y(tout) from the current step's interpolant: an output, as CV_NORMAL
- * returns it. */
+/* y(tout) from the current step's interpolant: an output, as the normal
+ * mode returns it (ops->output where the integrator has its own). */
 static int dense_output_at(ct_dense_stepper *st, double tout, N_Vector y, double *t) {
-  int flag = st->ops->dky(st->mem, tout, 0, y);
+  int flag = st->ops->output ? st->ops->output(st->mem, tout, y)
+                             : st->ops->dky(st->mem, tout, 0, y);
   if (flag < 0) return flag;
   *t = tout;
   st->taken = 0;
   return 0;
 }
 
-/* One step, recorded when the integrator took one (it may return without
- * stepping, after a root). */
-static int dense_one_step(ct_ode_run *r, ct_dense_stepper *st, double tout, N_Vector y,
-                          double *t) {
+/* Tells the progress callback the time reached (capped at the final
+ * output time); CT_STEP_INTERRUPTED when it asks to stop. */
+static int report_progress(ct_dense_stepper *st) {
+  if (!st->progress) return 0;
+  double tn = st->ops->current_time(st->mem);
+  if (st->progress(tn < st->t_final ? tn : st->t_final, st->progress_ud) == 0) return 0;
+  snprintf(st->cause, st->cause_size, "interrupted");
+  return CT_STEP_INTERRUPTED;
+}
+
+/* One step, recorded and reported when the integrator took one (it may
+ * return without stepping, after a root). */
+static int dense_one_step(ct_dense_stepper *st, double tout, N_Vector y, double *t) {
   int flag = st->ops->one_step(st->mem, tout, y, t);
   st->after_root = 0;
   long nst = st->ops->n_steps(st->mem);
   if (nst > st->nst) {
     st->nst = nst;
     st->taken++;
-    if (dense_record_step(r, st) < 0) {
-      snprintf(r->cause, sizeof r->cause, "out of memory storing the dense output");
-      return -20; /* CV_MEM_FAIL, ARK_MEM_FAIL */
+    if (st->d && dense_record_step(st) < 0) {
+      snprintf(st->cause, st->cause_size, "out of memory storing the dense output");
+      return -20; /* CV_MEM_FAIL, ARK_MEM_FAIL, IDA_MEM_FAIL */
     }
+    if (flag >= 0 && report_progress(st)) return CT_STEP_INTERRUPTED;
   }
   return flag;
 }
@@ -849,29 +896,29 @@ static int dense_one_step(ct_ode_run *r, ct_dense_stepper *st, double tout, N_Ve
 static int dense_pending(ct_dense_stepper *st, double tout, N_Vector y, double *t) {
   if (st->t_root > tout) return dense_output_at(st, tout, y, t);
   N_VScale(1.0, st->y_root, y);
+  if (st->ops->output) st->ops->output(st->mem, st->t_root, y);
   *t = st->t_root;
   st->pending_root = 0;
   st->after_root = 1;
   st->taken = 0;
-  return 2; /* CV_ROOT_RETURN, ARK_ROOT_RETURN */
+  return 2; /* CV_ROOT_RETURN, ARK_ROOT_RETURN, IDA_ROOT_RETURN */
 }
 
-/* CV_NORMAL / ARK_NORMAL one step at a time (see ode_internal.h). A root
- * found past tout is kept back until tout has been returned, as the normal
- * mode (whose root search stops at tout) would order them. */
-int ct_ode_dense_advance(ct_ode_run *r, double tout, N_Vector y, double *t) {
-  ct_dense_stepper *st = r->dense;
+/* The normal mode one step at a time (see ode_internal.h). A root found
+ * past tout is kept back until tout has been returned, as the normal mode
+ * (whose root search stops at tout) would order them. */
+int ct_stepper_advance(ct_dense_stepper *st, double tout, N_Vector y, double *t) {
   if (st->pending_root) return dense_pending(st, tout, y, t);
   for (;;) {
     if (!st->after_root && st->nst > 0 && st->ops->current_time(st->mem) >= tout)
       return dense_output_at(st, tout, y, t);
     if (st->max_steps > 0 && st->taken >= st->max_steps) {
-      snprintf(r->sundials, sizeof r->sundials, "%s: at t = %.6g, %ld steps taken "
+      snprintf(st->sundials, st->sundials_size, "%s: at t = %.6g, %ld steps taken "
                "before reaching tout", st->ops->name, st->ops->current_time(st->mem),
                st->max_steps);
-      return -1; /* CV_TOO_MUCH_WORK, ARK_TOO_MUCH_WORK */
+      return -1; /* CV_TOO_MUCH_WORK, ARK_TOO_MUCH_WORK, IDA_TOO_MUCH_WORK */
     }
-    int flag = dense_one_step(r, st, tout, y, t);
+    int flag = dense_one_step(st, tout, y, t);
     if (flag < 0) return flag;
     if (flag == 2 && *t > tout) { /* a root past tout: tout first */
       N_VScale(1.0, y, st->y_root);
@@ -885,6 +932,11 @@ int ct_ode_dense_advance(ct_ode_run *r, double tout, N_Vector y, double *t) {
       return flag;
     }
   }
+}
+
+/* CV_NORMAL / ARK_NORMAL one step at a time for an ODE solve. */
+int ct_ode_dense_advance(ct_ode_run *r, double tout, N_Vector y, double *t) {
+  return ct_stepper_advance(r->dense, tout, y, t);
 }
 
 /* The step covering t: the first whose end is >= t. */
@@ -911,18 +963,17 @@ static void dense_poly(const ct_ode_dense *d, size_t i, double t, int k, double 
   }
 }
 
-/* y^(k)(t) from the stored interpolants (see ode.h). */
-int ct_ode_result_eval(ct_context *ctx, const ct_ode_result *res, double t, int k,
-                       double *y) {
-  if (!res || !y) return CT_ERROR(ctx, CT_ERR_ARG, "ct_ode_result_eval needs a result and y");
-  const ct_ode_dense *d = res->dense;
+/* y^(k)(t) from stored interpolants (see ode_internal.h). */
+int ct_dense_eval(ct_context *ctx, const ct_ode_dense *d, double t_reached, double t,
+                  int k, double *y) {
   if (!d)
     return CT_ERROR(ctx, CT_ERR_ARG, "the result has no dense output: solve with "
                     "options.dense_output = 1");
+  if (!y) return CT_ERROR(ctx, CT_ERR_ARG, "dense output evaluation needs y");
   if (k < 0) return CT_ERROR(ctx, CT_ERR_ARG, "derivative order k = %d is negative", k);
   /* After an ARKODE failure t_reached is the failing stage's time, past the
    * last step: the interpolants end with the steps. */
-  double end = d->n_steps ? fmin(res->t_reached, d->t_end[d->n_steps - 1]) : d->t0;
+  double end = d->n_steps ? fmin(t_reached, d->t_end[d->n_steps - 1]) : d->t0;
   if (!(t >= d->t0 && t <= end))
     return CT_ERROR(ctx, CT_ERR_ARG, "t = %.17g is outside the solved interval [%.17g, "
                     "%.17g]", t, d->t0, end);
@@ -935,6 +986,13 @@ int ct_ode_result_eval(ct_context *ctx, const ct_ode_result *res, double t, int 
   }
   dense_poly(d, dense_find(d, t), t, k, y);
   return CT_OK;
+}
+
+/* y^(k)(t) from the stored interpolants (see ode.h). */
+int ct_ode_result_eval(ct_context *ctx, const ct_ode_result *res, double t, int k,
+                       double *y) {
+  if (!res || !y) return CT_ERROR(ctx, CT_ERR_ARG, "ct_ode_result_eval needs a result and y");
+  return ct_dense_eval(ctx, res->dense, res->t_reached, t, k, y);
 }
 
 /* Writes "t = <reached>: <what our callback found> (then: <CVODES' failure>);
@@ -976,7 +1034,40 @@ static int cv_degree(void *cv) { /* the order of the step just taken */
   return q;
 }
 static const ct_step_ops cv_step_ops = {cv_one_step, cv_dky, cv_n_steps,
-                                        cv_current_time, cv_degree, "CVODES CVode"};
+                                        cv_current_time, cv_degree, "CVODES CVode", NULL};
+
+/* CVodeF as step-by-step driving works it (see ode_internal.h). */
+static int cvf_one_step(void *mem, double tout, N_Vector y, double *t) {
+  ct_cvodef_mem *f = mem;
+  int ncheck = 0;
+  int flag = CVodeF(f->cv, tout, y, t, CV_ONE_STEP, &ncheck);
+  if (flag >= 0) *f->n_checkpoints = ncheck;
+  return flag;
+}
+static int cvf_dky(void *mem, double t, int k, N_Vector out) {
+  return cv_dky(((ct_cvodef_mem *)mem)->cv, t, k, out);
+}
+static long cvf_n_steps(void *mem) { return cv_n_steps(((ct_cvodef_mem *)mem)->cv); }
+static double cvf_current_time(void *mem) {
+  return cv_current_time(((ct_cvodef_mem *)mem)->cv);
+}
+static int cvf_degree(void *mem) { return cv_degree(((ct_cvodef_mem *)mem)->cv); }
+const ct_step_ops ct_cvodef_step_ops = {cvf_one_step, cvf_dky, cvf_n_steps,
+                                        cvf_current_time, cvf_degree, "CVODES CVodeF",
+                                        NULL};
+
+/* Reports a completed backward step (see ode_internal.h). */
+int ct_backward_progress_step(ct_backward_progress *bp, double t) {
+  double tb = bp->t_rhs;
+  bp->t_rhs = t;
+  if (!bp->progress || !bp->mem) return 0;
+  long nst = bp->n_steps ? bp->n_steps(bp->mem) : cv_n_steps(bp->mem);
+  if (nst <= bp->nst) return 0;
+  bp->nst = nst;
+  if (bp->progress(tb > bp->tout ? tb : bp->tout, bp->ud) == 0) return 0;
+  bp->interrupted = 1;
+  return -1;
+}
 
 /* Runs CVode through the output times, filling res; a failure is recorded
  * in res (message with the time reached) and returned. */
@@ -989,9 +1080,9 @@ static int integrate(ct_ode_run *r, ct_cvode_set *c, const ct_ode_options *o,
   if (h->output) CT_CHECK(r->ctx, h->output(r, c, res));
   for (size_t k = 1; k < n_tout;) {
     double t = tout[0];
-    int flag = c->advance ? c->advance(r, c, tout[k], &t)
-               : r->dense ? ct_ode_dense_advance(r, tout[k], c->y, &t)
-                          : CVode(c->cv, tout[k], c->y, &t, CV_NORMAL);
+    int flag = r->dense ? ct_ode_dense_advance(r, tout[k], c->y, &t)
+               : c->advance ? c->advance(r, c, tout[k], &t)
+                            : CVode(c->cv, tout[k], c->y, &t, CV_NORMAL);
     res->t_reached = t;
     if (flag == CV_ROOT_RETURN) {
       CT_CHECK(r->ctx, record_root(r, c, res, t));
@@ -1001,6 +1092,10 @@ static int integrate(ct_ode_run *r, ct_cvode_set *c, const ct_ode_options *o,
         return CT_OK;
       }
       continue;
+    }
+    if (flag == CT_STEP_INTERRUPTED) {
+      CVodeGetCurrentTime(c->cv, &res->t_reached);
+      return ct_interrupted(r->ctx, res->message, sizeof res->message, res->t_reached);
     }
     if (flag < 0) {
       CVodeGetCurrentTime(c->cv, &res->t_reached);
@@ -1055,7 +1150,12 @@ static int solve_run(ct_ode_run *r, const ct_ode_options *o, const ct_ode_hooks 
   if (rc == CT_OK && o->dense_output && c.advance)
     rc = CT_ERROR(ctx, CT_ERR_ARG, "dense output is not available for adjoint solves "
                   "(their forward pass keeps its own checkpoints)");
-  if (rc == CT_OK) rc = ct_ode_dense_start(r, res, &cv_step_ops, c.cv, o, c.y);
+  if (rc == CT_OK && o->progress && c.advance && !c.step_ops)
+    rc = CT_ERROR(ctx, CT_ERR_ARG, "a progress callback is not available for this "
+                  "kind of solve");
+  if (rc == CT_OK)
+    rc = ct_ode_dense_start(r, res, c.step_ops ? c.step_ops : &cv_step_ops,
+                            c.step_ops ? c.step_mem : c.cv, o, c.y, tout[n_tout - 1]);
   if (rc == CT_OK) rc = integrate(r, &c, o, h, tout, n_tout, res);
   ct_ode_dense_stop(r);
   if (c.cv) collect_stats(c.cv, &res->stats);
@@ -1088,8 +1188,14 @@ int ct_ode_solve_into(ct_context *ctx, const ct_ode *m, const double *p,
   if (rc == CT_OK) rc = solve_run(&r, &o, h, y0, tout, n_tout, res);
   ct_free(ctx, r.work);
   ct_free(ctx, r.jac_vals);
-  if (rc == CT_OK || rc == CT_ERR_SOLVER) res->status = rc;
+  if (rc == CT_OK || CT_SOLVE_STOPPED(rc)) res->status = rc;
   return rc < 0 ? ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__) : CT_OK;
+}
+
+/* "t = <t>: interrupted" as the failure (see ode_internal.h). */
+int ct_interrupted(ct_context *ctx, char *message, size_t size, double t) {
+  snprintf(message, size, "t = %.6g: interrupted", t);
+  return CT_ERROR(ctx, CT_ERR_INTERRUPTED, "%s", message);
 }
 
 /* A fresh result around ct_ode_solve_into; kept on a solver failure. */
@@ -1100,7 +1206,7 @@ int ct_ode_solve(ct_context *ctx, const ct_ode *m, const double *p,
   ct_ode_result *res = ct_calloc(ctx, 1, sizeof *res);
   if (!res) return ct_error_trace(ctx, CT_ERR_NOMEM, __FILE__, __LINE__, __func__);
   int rc = ct_ode_solve_into(ctx, m, p, y0, tout, n_tout, opts, NULL, res);
-  if (rc < 0 && rc != CT_ERR_SOLVER) {
+  if (rc < 0 && !CT_SOLVE_STOPPED(rc)) {
     ct_ode_result_free(ctx, res);
     return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);
   }
@@ -1114,7 +1220,7 @@ void ct_ode_result_clear(ct_context *ctx, ct_ode_result *r) {
   ct_free(ctx, r->roots);
   ct_free(ctx, r->t);
   ct_free(ctx, r->y);
-  dense_free(ctx, r->dense);
+  ct_dense_free(ctx, r->dense);
   memset(r, 0, sizeof *r);
 }
 

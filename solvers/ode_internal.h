@@ -52,7 +52,7 @@ typedef struct ct_ode_run {
   char cause[256];    /* set by a callback that fails */
   char sundials[256]; /* SUNDIALS' own last error message */
   void *ext;          /* an extension's state (the hooks' ud), else NULL */
-  struct ct_dense_stepper *dense; /* dense output's stepping (ode.c), else NULL */
+  struct ct_dense_stepper *dense; /* one-step driving (ode.c), else NULL */
 } ct_ode_run;
 
 /* Records in r->cause that model function `what` (e.g. "right-hand side")
@@ -92,6 +92,10 @@ typedef struct ct_cvode_set {
    * CVode(..., CV_NORMAL); an extension's setup hook may set it (adjoints:
    * CVodeF). Returns the CVODES flag, the time reached in *t. */
   int (*advance)(ct_ode_run *r, struct ct_cvode_set *c, double tout, double *t);
+  /* advance's one-step form, for progress reporting (adjoints: CVodeF in
+   * CV_ONE_STEP mode), on step_mem; NULL: progress is refused. */
+  const struct ct_step_ops *step_ops;
+  void *step_mem;
 } ct_cvode_set;
 
 /* Extension points of a solve. Each may be NULL. r->ext is `ud`.
@@ -138,11 +142,13 @@ void ct_ode_result_clear(ct_context *ctx, ct_ode_result *res);
 
 /* ---- Dense output (ode.c), for CVODES and ARKODE ---- */
 
-/* How dense output drives an integrator: one internal step toward tout
- * (CV_ONE_STEP, ARK_ONE_STEP), the interpolant's k-th derivative at t, the
- * step count, the current time, and the degree of the last step's
- * interpolant. Flags are CVODES' (ARKODE's coincide: 0 success, 2 root,
- * negative failure). */
+/* How step-by-step driving (dense output, progress) works an integrator:
+ * one internal step toward tout (CV_ONE_STEP, ARK_ONE_STEP, IDA_ONE_STEP),
+ * the interpolant's k-th derivative at t, the step count, the current
+ * time, and the degree of the last step's interpolant. Flags are CVODES'
+ * (ARKODE's and IDAS' coincide: 0 success, 2 root, negative failure).
+ * `output`, when set, gives an output at t as the normal mode does (IDAS:
+ * IDAGetSolution, y and y'); else dky with k = 0 does. */
 typedef struct ct_step_ops {
   int (*one_step)(void *mem, double tout, N_Vector y, double *t);
   int (*dky)(void *mem, double t, int k, N_Vector out);
@@ -150,19 +156,97 @@ typedef struct ct_step_ops {
   double (*current_time)(void *mem);
   int (*degree)(void *mem);
   const char *name; /* "CVODES CVode" or "ARKODE ARKStepEvolve", for messages */
+  int (*output)(void *mem, double t, N_Vector y);
 } ct_step_ops;
 
-/* Starts dense output for a solve (r->dense) when o->dense_output is set:
- * res->dense gets y(t0) from y, and every step taken through
- * ct_ode_dense_advance. CT_OK and nothing done when the option is off. */
+/* The flag ct_stepper_advance returns when the progress callback asked to
+ * stop (the cause then reads "interrupted"); no SUNDIALS flag is this low. */
+#define CT_STEP_INTERRUPTED (-1000)
+/* 1 for the statuses after which a solve keeps its partial result. */
+#define CT_SOLVE_STOPPED(rc) ((rc) == CT_ERR_SOLVER || (rc) == CT_ERR_INTERRUPTED)
+
+typedef struct ct_ode_dense ct_ode_dense;
+typedef struct ct_dense_stepper ct_dense_stepper;
+
+/* What step-by-step driving needs: the integrator (ops, mem), y(t0) in y
+ * (also the template of work vectors), the per-interval step limit (0:
+ * SUNDIALS' 500), the progress callback (NULL: none) told min(t_n,
+ * t_final) after each step, and the buffers failures are described in. */
+typedef struct ct_step_setup {
+  const ct_step_ops *ops;
+  void *mem;
+  N_Vector y;
+  long max_steps;
+  int (*progress)(double t, void *ud);
+  void *progress_ud;
+  double t_final;
+  char *cause;
+  size_t cause_size;
+  char *sundials;
+  size_t sundials_size;
+} ct_step_setup;
+
+/* Starts driving an integrator one step at a time; with `dense` non-NULL
+ * every step's interpolant is recorded into a new *dense (owned by the
+ * caller, free it with ct_dense_free) that starts with y(t0). *out is set
+ * as soon as it exists, also on failure: free it with ct_stepper_free. */
+int ct_stepper_new(ct_context *ctx, const ct_step_setup *s, ct_ode_dense **dense,
+                   ct_dense_stepper **out);
+/* Does what the normal mode would — the same steps, outputs, roots in
+ * order, and per-call step limit — one step at a time, recording and
+ * reporting each step; CT_STEP_INTERRUPTED when the progress callback says
+ * stop. Returns the integrator's flag, the time returned in *t. */
+int ct_stepper_advance(ct_dense_stepper *st, double tout, N_Vector y, double *t);
+void ct_stepper_free(ct_dense_stepper *st);
+/* The k-th derivative at t from interpolants d of a solve that reached
+ * t_reached (see ct_ode_result_eval); CT_ERR_ARG for no d, bad t or k. */
+int ct_dense_eval(ct_context *ctx, const ct_ode_dense *d, double t_reached, double t,
+                  int k, double *y);
+void ct_dense_free(ct_context *ctx, ct_ode_dense *d);
+
+/* Starts step-by-step driving of a solve (r->dense) when o->dense_output
+ * or o->progress is set: res->dense gets y(t0) from y and every step with
+ * dense output. CT_OK and nothing done when both are off. */
 int ct_ode_dense_start(ct_ode_run *r, ct_ode_result *res, const ct_step_ops *ops,
-                       void *mem, const ct_ode_options *o, N_Vector y);
-/* Does what CVode(..., CV_NORMAL) / ARKStepEvolve(..., ARK_NORMAL) would —
- * the same steps, outputs, roots in order, and per-call step limit — one
- * step at a time, recording each step's interpolant. */
+                       void *mem, const ct_ode_options *o, N_Vector y, double t_final);
+/* ct_stepper_advance for the solve's r->dense. */
 int ct_ode_dense_advance(ct_ode_run *r, double tout, N_Vector y, double *t);
 /* Ends the solve's stepping (frees r->dense; the result keeps the data). */
 void ct_ode_dense_stop(ct_ode_run *r);
+
+/* CVodeF one step at a time (CV_ONE_STEP), for adjoints' forward phase:
+ * ct_cvodef_step_ops on a ct_cvodef_mem, which stores CVodeF's checkpoint
+ * count in *n_checkpoints after each step. */
+typedef struct ct_cvodef_mem {
+  void *cv;
+  long *n_checkpoints;
+} ct_cvodef_mem;
+extern const ct_step_ops ct_cvodef_step_ops;
+
+/* Progress of a backward phase (CVodeB, IDASolveB), reported from the
+ * backward right-hand side or residual: ct_backward_progress_step(bp, t)
+ * at the start of each call (at time t) tells `progress` about a step
+ * completed since the last call. BDF evaluates f only at a step's new
+ * time, so the previous call's time is where that step ended; capped at
+ * tout (the backward integrator may step past it and interpolate). Set
+ * mem (the backward integrator's memory) once it exists, tout before each
+ * backward solve, nst = 0 after each reinitialisation; n_steps NULL reads
+ * CVODES' step count. Returns 0, or -1 (stop, interrupted set) when the
+ * callback says stop. */
+typedef struct ct_backward_progress {
+  int (*progress)(double t, void *ud);
+  void *ud;
+  void *mem;
+  long (*n_steps)(void *mem);
+  long nst;
+  double t_rhs, tout;
+  int interrupted;
+} ct_backward_progress;
+int ct_backward_progress_step(ct_backward_progress *bp, double t);
+
+/* Writes "t = <t>: interrupted" into `message` and records it in the
+ * context as CT_ERR_INTERRUPTED, which it returns. */
+int ct_interrupted(ct_context *ctx, char *message, size_t size, double t);
 
 /* ---- Shared with the ARKODE integration (solvers/arkode.c) ---- */
 

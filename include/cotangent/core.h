@@ -32,7 +32,8 @@ extern "C" {
   X(CT_ERR_CONFIG, -7, "invalid configuration")                                  \
   X(CT_ERR_NUMERIC, -8, "non-finite or out-of-range value")                      \
   X(CT_ERR_EXTERNAL, -9, "external library error")                               \
-  X(CT_ERR_INTERNAL, -10, "internal error (please report)")
+  X(CT_ERR_INTERNAL, -10, "internal error (please report)")                     \
+  X(CT_ERR_INTERRUPTED, -11, "interrupted")
 
 enum ct_status {
 #define CT_STATUS_ENUM_(name, value, message) name = value,

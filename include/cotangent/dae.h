@@ -63,10 +63,20 @@ typedef struct ct_dae_options {
                              before integrating */
   const int *differential;/* n entries (1/0) overriding the derived ones */
   int stop_at_roots;      /* 1: a root ends the integration */
+  int dense_output;       /* 1: keep IDAS' interpolant of every internal step
+                             in the result, for ct_dae_result_eval (costs
+                             memory per step) */
+  /* Progress and interruption, as in ct_ode_options: called after every
+   * internal step with the time reached (capped at the last output time);
+   * a nonzero return stops the solve with CT_ERR_INTERRUPTED, message
+   * "t = ...: interrupted", everything up to there kept. The solve then
+   * steps with IDA_ONE_STEP: the same steps, outputs and statistics. */
+  int (*progress)(double t, void *ud);
+  void *progress_ud;
 } ct_dae_options;
 
 /* Auto linear solver, rtol 1e-6, atol 1e-8, calc_ic on, derived
- * component types, stop at roots. */
+ * component types, stop at roots, no dense output, no progress callback. */
 ct_dae_options ct_dae_default_options(void);
 
 typedef struct ct_dae_stats {
@@ -74,8 +84,12 @@ typedef struct ct_dae_stats {
   long nonlin_iters, nonlin_conv_fails, root_evals;
   long jtimes_evals, lin_iters, lin_res_evals; /* GMRES */
   long ic_backtracks;   /* IDAGetNumBacktrackops */
-  double first_step, last_step;
+  double first_step, last_step; /* first_step: IDAGetActualInitStep */
   int last_order;
+  double current_time;  /* where IDAS' internal state is (may be past the
+                           last output time) */
+  double current_step;  /* the step size it would try next */
+  int current_order;    /* the order it would try next */
 } ct_dae_stats;
 
 /* An event: its time, which components crossed (+1 rising, -1 falling, 0),
@@ -104,9 +118,20 @@ typedef struct ct_dae_result {
   size_t n_roots_found;
   ct_dae_linsol linsol; /* resolved from auto */
   ct_dae_stats stats;
+  struct ct_ode_dense *dense; /* with options.dense_output: the interpolant
+                                 of every step (private; read it through
+                                 ct_dae_result_eval), else NULL */
 } ct_dae_result;
 
 void ct_dae_result_free(ct_context *ctx, ct_dae_result *r);
+
+/* The k-th time derivative (k >= 0) of y at t, anywhere in [t0,
+ * t_reached], from IDAS' own interpolant of the step that covers t (as
+ * IDAGetDky), into y (n values). Needs a result solved with dense_output =
+ * 1. CT_ERR_ARG for a result without dense output, t outside [t0,
+ * t_reached] (or NaN), or k < 0; derivatives above the step's order are 0. */
+int ct_dae_result_eval(ct_context *ctx, const ct_dae_result *res, double t, int k,
+                       double *y);
 
 /* Integrates from t0 = tout[0] with (y, y')(t0) from the model's init
  * function, or from y0 and yp0 (n values each; yp0 NULL means zero) when

@@ -130,9 +130,18 @@ typedef struct ct_ode_options {
   int dense_output;     /* 1: keep the integrator's interpolant of every
                            internal step in the result, for
                            ct_ode_result_eval (costs memory per step) */
+  /* Progress and interruption: when set, called after every internal step
+   * with the time reached (capped at the last output time, so the final
+   * call reports it), progress_ud passed back. The solve then steps one
+   * step at a time with the same steps, outputs and statistics. A nonzero
+   * return stops it with CT_ERR_INTERRUPTED, message "t = ...:
+   * interrupted", everything up to there kept as for a solver failure. */
+  int (*progress)(double t, void *ud);
+  void *progress_ud;
 } ct_ode_options;
 
-/* BDF, auto linear solver, rtol 1e-6, atol 1e-8, stop at roots. */
+/* BDF, auto linear solver, rtol 1e-6, atol 1e-8, stop at roots, no
+ * dense output, no progress callback. */
 ct_ode_options ct_ode_default_options(void);
 
 typedef struct ct_ode_stats {
@@ -184,7 +193,9 @@ int ct_ode_result_eval(ct_context *ctx, const ct_ode_result *res, double t, int 
  * from `y0` (n values) when the model has none, and returns the solution at
  * tout[0..n_tout) (increasing). On a solver failure the result is still
  * returned, with everything up to the failure: status negative, message
- * "t = ...: <cause>", also returned and recorded in the context. A model
+ * "t = ...: <cause>", also returned and recorded in the context (an
+ * interruption by options.progress is CT_ERR_INTERRUPTED, kept the same
+ * way). A model
  * traced with guards (ct_branch) whose guard flips during the solve stops it
  * the same way, with CT_ERR_SOLVER and a message saying so: its traced
  * branch no longer holds there. */

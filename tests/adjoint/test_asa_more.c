@@ -280,6 +280,138 @@ static void test_obs_data_misfit(void **state) {
   ct_context_free(ctx);
 }
 
+/* ---- Progress and interruption -------------------------------------------------- */
+
+/* The times a progress callback saw; it asks to stop at call stop_at
+ * (0: never). */
+typedef struct progress_log {
+  double t[8192];
+  int n, stop_at;
+} progress_log;
+
+static int log_progress(double t, void *ud) {
+  progress_log *l = ud;
+  if (l->n < 8192) l->t[l->n] = t;
+  l->n++;
+  return l->stop_at && l->n >= l->stop_at;
+}
+
+/* The observation misfit's adjoint with a progress callback: the same
+ * value, gradient and statistics to the bit; the forward phase's calls
+ * (one per step) rise to T, the backward phase's then fall to t0. Stopping
+ * in either phase is CT_ERR_INTERRUPTED naming the phase. */
+static void test_progress(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_ode *m = new_model(ctx, ct_lotka_volterra(ctx));
+  double t_obs[N_OBS], data[2 * N_OBS];
+  lv_data(ctx, m, t_obs, data);
+  ct_fun *h = lv_misfit(ctx);
+  ct_asa *a = NULL;
+  assert_int_equal(ct_asa_new_obs(ctx, m, NULL, NULL, h, &a), CT_OK);
+  ct_fun_free(h);
+  ct_asa_options o = ct_asa_default_options();
+  o.t_obs = t_obs;
+  o.n_obs = N_OBS - 1; /* the last observation before T */
+  o.obs_data = data;
+  o.obs_dim = 2;
+  ct_asa_result *r0 = NULL, *r1 = NULL, *cut = NULL;
+  assert_int_equal(ct_asa_solve(ctx, a, lv_p, lv_y0, 0.0, lv_T, &o, &r0), CT_OK);
+  static progress_log log;
+  memset(&log, 0, sizeof log);
+  o.ode.progress = log_progress;
+  o.ode.progress_ud = &log;
+  assert_int_equal(ct_asa_solve(ctx, a, lv_p, lv_y0, 0.0, lv_T, &o, &r1), CT_OK);
+  assert_true(r1->value == r0->value);
+  assert_memory_equal(r1->dJdp, r0->dJdp, 4 * sizeof(double));
+  assert_memory_equal(r1->dJdy0, r0->dJdy0, 2 * sizeof(double));
+  assert_memory_equal(&r1->ode.stats, &r0->ode.stats, sizeof r0->ode.stats);
+  assert_memory_equal(&r1->stats_b, &r0->stats_b, sizeof r0->stats_b);
+  assert_int_equal(r1->n_checkpoints, r0->n_checkpoints);
+  int nf = (int)r1->ode.stats.steps;
+  assert_true(log.n > nf + 10);
+  for (int i = 1; i < nf; i++) assert_true(log.t[i] > log.t[i - 1]);
+  assert_true(log.t[nf - 1] == lv_T);
+  for (int i = nf + 1; i < log.n; i++)
+    if (!(log.t[i] <= log.t[i - 1]))
+      fail_msg("backward call %d: t = %.17g after %.17g", i - nf, log.t[i], log.t[i - 1]);
+  assert_true(log.t[nf] < lv_T && log.t[log.n - 1] == 0.0);
+  printf("progress: %d forward calls (%ld steps), %d backward (%ld steps)\n", nf,
+         r1->ode.stats.steps, log.n - nf, r1->stats_b.steps);
+  int total = log.n;
+  /* Stopped in the forward phase. */
+  memset(&log, 0, sizeof log);
+  log.stop_at = nf / 2;
+  assert_int_equal(ct_asa_solve(ctx, a, lv_p, lv_y0, 0.0, lv_T, &o, &cut),
+                   CT_ERR_INTERRUPTED);
+  assert_int_equal(cut->status, CT_ERR_INTERRUPTED);
+  assert_int_equal(cut->ode.status, CT_ERR_INTERRUPTED);
+  assert_int_equal(cut->ode.stats.steps, nf / 2);
+  assert_true(strncmp(cut->message, "forward phase: t = ", 19) == 0);
+  assert_non_null(strstr(cut->message, ": interrupted"));
+  assert_false(cut->backward_done);
+  assert_memory_equal(cut->ode.y, r0->ode.y, cut->ode.n_out * 2 * sizeof(double));
+  ct_asa_result_free(ctx, cut);
+  /* Stopped in the backward phase. */
+  memset(&log, 0, sizeof log);
+  log.stop_at = (nf + total) / 2;
+  assert_int_equal(ct_asa_solve(ctx, a, lv_p, lv_y0, 0.0, lv_T, &o, &cut),
+                   CT_ERR_INTERRUPTED);
+  assert_int_equal(cut->status, CT_ERR_INTERRUPTED);
+  assert_int_equal(cut->ode.status, CT_OK);
+  char want[96];
+  snprintf(want, sizeof want, "backward phase: t = %.6g: interrupted", log.t[log.n - 1]);
+  assert_string_equal(cut->message, want);
+  assert_non_null(strstr(ct_errmsg(ctx), want));
+  assert_false(cut->backward_done);
+  assert_true(cut->value == r0->value);
+  ct_asa_result_free(ctx, cut);
+  ct_asa_result_free(ctx, r0);
+  ct_asa_result_free(ctx, r1);
+  ct_asa_free(a);
+  ct_ode_free(m);
+  ct_context_free(ctx);
+}
+
+/* An adjoint solve with a progress callback under a fallible allocator
+ * (the model and misfit built outside): every failure reported, no leak. */
+typedef struct fault_problem {
+  ct_fun *rhs, *h;
+} fault_problem;
+
+static int fault_progress_solve(ct_context *ctx, void *ud) {
+  const fault_problem *f = ud;
+  ct_ode *m = NULL;
+  ct_asa *a = NULL;
+  ct_asa_result *r = NULL;
+  static const double t_obs[2] = {0.5, 1.0}, data[4] = {1, 1, 1, 1};
+  progress_log log = {.stop_at = 0};
+  ct_asa_options o = ct_asa_default_options();
+  o.t_obs = t_obs;
+  o.n_obs = 2;
+  o.obs_data = data;
+  o.obs_dim = 2;
+  o.ode.progress = log_progress;
+  o.ode.progress_ud = &log;
+  int rc = ct_ode_new(ctx, f->rhs, NULL, NULL, &m);
+  if (rc == CT_OK) rc = ct_asa_new_obs(ctx, m, NULL, NULL, f->h, &a);
+  if (rc == CT_OK) rc = ct_asa_solve(ctx, a, lv_p, lv_y0, 0.0, 2.0, &o, &r);
+  ct_asa_result_free(ctx, r);
+  ct_asa_free(a);
+  ct_ode_free(m);
+  return rc;
+}
+
+static void test_progress_fault_injection(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  fault_problem f = {ct_lotka_volterra(ctx), lv_misfit(ctx)};
+  assert_true(ct_test_fault_sweep(fault_progress_solve, &f) > 10);
+  ct_fun_free(f.rhs);
+  ct_fun_free(f.h);
+  ct_context_free(ctx);
+}
+
 /* h with "d" but no data, a wrong obs_dim, data without "d". */
 static void test_obs_data_errors(void **state) {
   (void)state;
@@ -589,6 +721,8 @@ int main(void) {
       cmocka_unit_test(test_callback_model_gradient),
       cmocka_unit_test(test_callback_model_errors),
       cmocka_unit_test(test_callback_failure_backward),
+      cmocka_unit_test(test_progress),
+      cmocka_unit_test(test_progress_fault_injection),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -393,6 +393,93 @@ static void test_observation_sums(void **state) {
   ct_context_free(ctx);
 }
 
+/* ---- Progress and interruption -------------------------------------------------- */
+
+/* The times a progress callback saw; it asks to stop at call stop_at
+ * (0: never). */
+typedef struct progress_log {
+  double t[8192];
+  int n, stop_at;
+} progress_log;
+
+static int log_progress(double t, void *ud) {
+  progress_log *l = ud;
+  if (l->n < 8192) l->t[l->n] = t;
+  l->n++;
+  return l->stop_at && l->n >= l->stop_at;
+}
+
+/* The Robertson adjoint of g + phi + h with a progress callback: the same
+ * value, gradient and statistics to the bit; forward calls (one per step)
+ * rise to T, backward calls then fall to t0; stopping in either phase is
+ * CT_ERR_INTERRUPTED naming the phase. */
+static void test_progress(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_fun *res = robertson_res(ctx), *h = robertson_h(ctx), *g = ct_robertson_g(ctx);
+  ct_fun *phi = robertson_phi(ctx);
+  ct_dae *dae = NULL;
+  assert_int_equal(ct_dae_new(ctx, res, NULL, NULL, &dae), CT_OK);
+  ct_dae_asa *all = NULL;
+  assert_int_equal(ct_dae_asa_new_obs(ctx, dae, g, phi, h, &all), CT_OK);
+  const double t_obs[4] = {0.4, 1.0, 2.5, 3.0};
+  ct_dae_asa_options o = rob_tight();
+  o.n_obs = 4;
+  o.t_obs = t_obs;
+  ct_dae_asa_result *r0 = NULL, *r1 = NULL, *cut = NULL;
+  assert_int_equal(ct_dae_asa_solve(ctx, all, rob_p, rob_y0, rob_yp0, 0, ROB_T, &o, &r0),
+                   CT_OK);
+  static progress_log log;
+  memset(&log, 0, sizeof log);
+  o.dae.progress = log_progress;
+  o.dae.progress_ud = &log;
+  assert_int_equal(ct_dae_asa_solve(ctx, all, rob_p, rob_y0, rob_yp0, 0, ROB_T, &o, &r1),
+                   CT_OK);
+  assert_true(r1->value == r0->value);
+  assert_memory_equal(r1->dJdp, r0->dJdp, 3 * sizeof(double));
+  assert_memory_equal(r1->lambda0, r0->lambda0, 3 * sizeof(double));
+  assert_memory_equal(&r1->dae->stats, &r0->dae->stats, sizeof r0->dae->stats);
+  assert_memory_equal(&r1->stats_b, &r0->stats_b, sizeof r0->stats_b);
+  assert_int_equal(r1->n_checkpoints, r0->n_checkpoints);
+  int nf = (int)r1->dae->stats.steps, total = log.n;
+  assert_true(total > nf + 10);
+  for (int i = 1; i < nf; i++) assert_true(log.t[i] > log.t[i - 1]);
+  assert_true(log.t[nf - 1] == ROB_T);
+  for (int i = nf + 1; i < total; i++)
+    if (!(log.t[i] <= log.t[i - 1]))
+      fail_msg("backward call %d: t = %.17g after %.17g", i - nf, log.t[i], log.t[i - 1]);
+  assert_true(log.t[total - 1] == 0.0);
+  printf("progress: %d forward calls, %d backward (%ld steps)\n", nf, total - nf,
+         r1->stats_b.steps);
+  memset(&log, 0, sizeof log);
+  log.stop_at = nf / 2;
+  assert_int_equal(ct_dae_asa_solve(ctx, all, rob_p, rob_y0, rob_yp0, 0, ROB_T, &o, &cut),
+                   CT_ERR_INTERRUPTED);
+  assert_int_equal(cut->status, CT_ERR_INTERRUPTED);
+  assert_true(strncmp(cut->message, "forward phase: t = ", 19) == 0);
+  assert_non_null(strstr(cut->message, ": interrupted"));
+  assert_false(cut->backward_done);
+  ct_dae_asa_result_free(ctx, cut);
+  memset(&log, 0, sizeof log);
+  log.stop_at = (nf + total) / 2;
+  assert_int_equal(ct_dae_asa_solve(ctx, all, rob_p, rob_y0, rob_yp0, 0, ROB_T, &o, &cut),
+                   CT_ERR_INTERRUPTED);
+  char want[96];
+  snprintf(want, sizeof want, "backward phase: t = %.6g: interrupted", log.t[log.n - 1]);
+  assert_string_equal(cut->message, want);
+  assert_false(cut->backward_done);
+  ct_dae_asa_result_free(ctx, cut);
+  ct_dae_asa_result_free(ctx, r0);
+  ct_dae_asa_result_free(ctx, r1);
+  ct_dae_asa_free(all);
+  ct_dae_free(dae);
+  ct_fun_free(res);
+  ct_fun_free(h);
+  ct_fun_free(g);
+  ct_fun_free(phi);
+  ct_context_free(ctx);
+}
+
 /* ---- Central differences ------------------------------------------------------- */
 
 /* y0' = -p0 y0 + p2 y1, 0 = y1 - p1 y0^2 (index 1), y0(0) = p2 + 1;
@@ -693,6 +780,7 @@ int main(void) {
       cmocka_unit_test(test_final_time_robertson),
       cmocka_unit_test(test_backward_linear_solvers),
       cmocka_unit_test(test_observation_sums),
+      cmocka_unit_test(test_progress),
       cmocka_unit_test(test_central_differences),
       cmocka_unit_test(test_bad_arguments),
       cmocka_unit_test(test_nonconstant_mass_refused),

@@ -363,6 +363,79 @@ static void test_symmetry(void **state) {
   ct_context_free(ctx);
 }
 
+/* The times a progress callback saw; it asks to stop at call stop_at
+ * (0: never). */
+typedef struct progress_log {
+  double t[8192];
+  int n, stop_at;
+} progress_log;
+
+static int log_progress(double t, void *ud) {
+  progress_log *l = ud;
+  if (l->n < 8192) l->t[l->n] = t;
+  l->n++;
+  return l->stop_at && l->n >= l->stop_at;
+}
+
+/* H u with a progress callback: the same gradient, H u, s(T) and
+ * statistics to the bit; forward calls rise to T, backward calls fall to
+ * t0; stopping in either phase is CT_ERR_INTERRUPTED naming the phase. */
+static void test_progress(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_ode *m = new_model(ctx, lv_rhs(ctx, 0), lv_y0(ctx));
+  ct_fun *g = lv_g(ctx), *phi = lv_phi(ctx);
+  ct_asa2 *a = NULL;
+  assert_int_equal(ct_asa2_new(ctx, m, g, phi, &a), CT_OK);
+  ct_fun_free(g);
+  ct_fun_free(phi);
+  static const double u[4] = {0.3, -0.7, 0.5, 1.1};
+  ct_asa_options o = tight_options();
+  ct_asa_hvp_result *r0 = NULL, *r1 = NULL, *cut = NULL;
+  assert_int_equal(ct_asa_hvp(ctx, a, lv_p, NULL, 0.0, lv_T, u, &o, &r0), CT_OK);
+  static progress_log log;
+  memset(&log, 0, sizeof log);
+  o.ode.progress = log_progress;
+  o.ode.progress_ud = &log;
+  assert_int_equal(ct_asa_hvp(ctx, a, lv_p, NULL, 0.0, lv_T, u, &o, &r1), CT_OK);
+  assert_memory_equal(r1->Hu, r0->Hu, 4 * sizeof(double));
+  assert_memory_equal(r1->dJdp, r0->dJdp, 4 * sizeof(double));
+  assert_memory_equal(r1->s_T, r0->s_T, 2 * sizeof(double));
+  assert_true(r1->value == r0->value);
+  assert_memory_equal(&r1->ode.stats, &r0->ode.stats, sizeof r0->ode.stats);
+  assert_memory_equal(&r1->stats_b, &r0->stats_b, sizeof r0->stats_b);
+  int nf = (int)r1->ode.stats.steps, total = log.n;
+  assert_true(total > nf + 10);
+  for (int i = 1; i < nf; i++) assert_true(log.t[i] > log.t[i - 1]);
+  assert_true(log.t[nf - 1] == lv_T);
+  for (int i = nf + 1; i < total; i++) assert_true(log.t[i] <= log.t[i - 1]);
+  assert_true(log.t[total - 1] == 0.0);
+  memset(&log, 0, sizeof log);
+  log.stop_at = nf / 2;
+  assert_int_equal(ct_asa_hvp(ctx, a, lv_p, NULL, 0.0, lv_T, u, &o, &cut),
+                   CT_ERR_INTERRUPTED);
+  assert_int_equal(cut->status, CT_ERR_INTERRUPTED);
+  assert_true(strncmp(cut->message, "forward phase: t = ", 19) == 0);
+  assert_non_null(strstr(cut->message, ": interrupted"));
+  assert_false(cut->backward_done);
+  ct_asa_hvp_result_free(ctx, cut);
+  memset(&log, 0, sizeof log);
+  log.stop_at = (nf + total) / 2;
+  assert_int_equal(ct_asa_hvp(ctx, a, lv_p, NULL, 0.0, lv_T, u, &o, &cut),
+                   CT_ERR_INTERRUPTED);
+  char want[96];
+  snprintf(want, sizeof want, "backward phase: t = %.6g: interrupted", log.t[log.n - 1]);
+  assert_string_equal(cut->message, want);
+  assert_int_equal(cut->ode.status, CT_OK);
+  assert_false(cut->backward_done);
+  ct_asa_hvp_result_free(ctx, cut);
+  ct_asa_hvp_result_free(ctx, r0);
+  ct_asa_hvp_result_free(ctx, r1);
+  ct_asa2_free(a);
+  ct_ode_free(m);
+  ct_context_free(ctx);
+}
+
 /* ---- Bad arguments and failures ---------------------------------------------------- */
 
 static void expect_arg_error(ct_context *ctx, int rc, const char *text) {
@@ -556,6 +629,7 @@ int main(void) {
       cmocka_unit_test(test_y0_of_p_against_differences),
       cmocka_unit_test(test_robertson_against_differences),
       cmocka_unit_test(test_symmetry),
+      cmocka_unit_test(test_progress),
       cmocka_unit_test(test_bad_arguments),
       cmocka_unit_test(test_forward_phase_failure),
       cmocka_unit_test(test_backward_phase_failure),

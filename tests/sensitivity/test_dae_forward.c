@@ -98,6 +98,95 @@ static int format_run(const ct_dae_fsa_result *r, char tok[][24], int max) {
 /* The example: rtol 1e-6, atol (1e-8, 1e-14, 1e-6), y0 = (1, 0, 0),
  * y0' = (0.1, 0, 0) made consistent by IDACalcIC towards 0.4, staggered
  * corrector with full error control, pbar = p; outputs 0.4 * 10^k. */
+/* The times a progress callback saw; it asks to stop at call stop_at
+ * (0: never). */
+typedef struct progress_log {
+  double t[4096];
+  int n, stop_at;
+} progress_log;
+
+static int log_progress(double t, void *ud) {
+  progress_log *l = ud;
+  if (l->n < 4096) l->t[l->n] = t;
+  l->n++;
+  return l->stop_at && l->n >= l->stop_at;
+}
+
+/* The idasRoberts_FSA_dns run, with a progress callback logging into
+ * `log` (NULL: none); the status is returned in *rc. */
+static ct_dae_fsa_result *run_example_with(ct_context *ctx, ct_dae **dae, ct_dae_fsa **fsa,
+                                           progress_log *log, int *rc) {
+  ct_fun *res = roberts_p(ctx);
+  assert_int_equal(ct_dae_new(ctx, res, NULL, NULL, dae), CT_OK);
+  ct_fun_free(res);
+  assert_int_equal(ct_dae_fsa_new(ctx, *dae, NULL, 0, fsa), CT_OK);
+  double tout[13] = {0, 0.4};
+  for (int k = 2; k < 13; k++) tout[k] = tout[k - 1] * 10.0;
+  const double y0[3] = {1, 0, 0}, yp0[3] = {0.1, 0, 0};
+  ct_dae_fsa_options o = ct_dae_fsa_default_options();
+  o.dae.linsol = CT_DAE_LINSOL_DENSE;
+  o.dae.rtol = 1e-6;
+  o.dae.atol_v = rob_atol;
+  o.dae.progress = log ? log_progress : NULL;
+  o.dae.progress_ud = log;
+  o.staggered = 1;
+  o.err_con = 1;
+  o.pbar = rob_p;
+  ct_dae_fsa_result *r = NULL;
+  *rc = ct_dae_fsa_solve(ctx, *fsa, rob_p, y0, yp0, tout, 13, &o, &r);
+  return r;
+}
+
+/* A progress callback on the sensitivity solve: the same states,
+ * sensitivities and statistics to the bit, one call per step rising to the
+ * last output time; returning 1 halfway stops with CT_ERR_INTERRUPTED and
+ * keeps the outputs and sensitivities reached. */
+static void test_progress(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_dae *d0 = NULL, *d1 = NULL, *d2 = NULL;
+  ct_dae_fsa *f0 = NULL, *f1 = NULL, *f2 = NULL;
+  static progress_log log;
+  memset(&log, 0, sizeof log);
+  int rc0, rc1, rc2;
+  ct_dae_fsa_result *r0 = run_example_with(ctx, &d0, &f0, NULL, &rc0);
+  ct_dae_fsa_result *r1 = run_example_with(ctx, &d1, &f1, &log, &rc1);
+  assert_int_equal(rc0, CT_OK);
+  assert_int_equal(rc1, CT_OK);
+  size_t m = r0->dae->n_out;
+  assert_int_equal(r1->dae->n_out, m);
+  assert_memory_equal(r1->dae->y, r0->dae->y, m * 3 * sizeof(double));
+  assert_memory_equal(r1->s, r0->s, m * 3 * 3 * sizeof(double));
+  assert_memory_equal(r1->sp, r0->sp, m * 3 * 3 * sizeof(double));
+  assert_memory_equal(&r1->dae->stats, &r0->dae->stats, sizeof r0->dae->stats);
+  assert_int_equal(r1->sens_res_evals, r0->sens_res_evals);
+  assert_int_equal(log.n, r1->dae->stats.steps);
+  for (int i = 1; i < log.n; i++) assert_true(log.t[i] > log.t[i - 1]);
+  assert_true(log.t[log.n - 1] == 4.0e10);
+  int half = log.n / 2;
+  memset(&log, 0, sizeof log);
+  log.stop_at = half;
+  ct_dae_fsa_result *r2 = run_example_with(ctx, &d2, &f2, &log, &rc2);
+  assert_int_equal(rc2, CT_ERR_INTERRUPTED);
+  assert_non_null(r2);
+  assert_int_equal(r2->dae->status, CT_ERR_INTERRUPTED);
+  assert_int_equal(r2->dae->stats.steps, half);
+  assert_non_null(strstr(r2->dae->message, ": interrupted"));
+  size_t k = r2->dae->n_out;
+  assert_true(k >= 2 && k < m);
+  assert_memory_equal(r2->s, r0->s, k * 3 * 3 * sizeof(double));
+  ct_dae_fsa_result_free(ctx, r0);
+  ct_dae_fsa_result_free(ctx, r1);
+  ct_dae_fsa_result_free(ctx, r2);
+  ct_dae_fsa_free(f0);
+  ct_dae_fsa_free(f1);
+  ct_dae_fsa_free(f2);
+  ct_dae_free(d0);
+  ct_dae_free(d1);
+  ct_dae_free(d2);
+  ct_context_free(ctx);
+}
+
 static ct_dae_fsa_result *run_example(ct_context *ctx, ct_dae **dae, ct_dae_fsa **fsa) {
   ct_fun *res = roberts_p(ctx);
   assert_int_equal(ct_dae_new(ctx, res, NULL, NULL, dae), CT_OK);
@@ -297,6 +386,7 @@ int main(void) {
       cmocka_unit_test(test_roberts_fsa_reference),
       cmocka_unit_test(test_central_differences),
       cmocka_unit_test(test_bad_arguments),
+      cmocka_unit_test(test_progress),
       cmocka_unit_test(test_fault_injection),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

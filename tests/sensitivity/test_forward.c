@@ -1200,6 +1200,69 @@ static void test_dense_output(void **state) {
   ct_context_free(ctx);
 }
 
+/* The times a progress callback saw; it asks to stop at call stop_at
+ * (0: never). */
+typedef struct progress_log {
+  double t[4096];
+  int n, stop_at;
+} progress_log;
+
+static int log_progress(double t, void *ud) {
+  progress_log *l = ud;
+  if (l->n < 4096) l->t[l->n] = t;
+  l->n++;
+  return l->stop_at && l->n >= l->stop_at;
+}
+
+/* A progress callback on a sensitivity solve: the same states,
+ * sensitivities and statistics to the bit, one call per step with
+ * increasing times ending at T; returning 1 halfway stops there
+ * with CT_ERR_INTERRUPTED, the outputs and sensitivities reached kept. */
+static void test_progress(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_fun *rhs = ct_lotka_volterra(ctx);
+  ct_ode *ode = NULL;
+  ct_fsa *fsa = NULL;
+  assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
+  assert_int_equal(ct_fsa_new(ctx, ode, NULL, 0, &fsa), CT_OK);
+  double p[4] = {1.5, 1.0, 3.0, 1.0}, y0[2] = {1, 1}, tout[] = {0, 1, 2, 5, 10};
+  ct_fsa_options o = ct_fsa_default_options();
+  ct_fsa_result *plain = NULL, *res = NULL, *cut = NULL;
+  assert_int_equal(ct_fsa_solve(ctx, fsa, p, y0, tout, 5, &o, &plain), CT_OK);
+  progress_log log = {.stop_at = 0};
+  o.ode.progress = log_progress;
+  o.ode.progress_ud = &log;
+  assert_int_equal(ct_fsa_solve(ctx, fsa, p, y0, tout, 5, &o, &res), CT_OK);
+  assert_memory_equal(res->ode.y, plain->ode.y, 5 * 2 * sizeof(double));
+  assert_memory_equal(res->s, plain->s, 5 * 4 * 2 * sizeof(double));
+  assert_memory_equal(&res->ode.stats, &plain->ode.stats, sizeof res->ode.stats);
+  assert_int_equal(res->stats.sens_rhs_evals, plain->stats.sens_rhs_evals);
+  assert_int_equal(res->stats.err_test_fails, plain->stats.err_test_fails);
+  assert_int_equal(log.n, res->ode.stats.steps);
+  for (int i = 1; i < log.n; i++) assert_true(log.t[i] > log.t[i - 1]);
+  assert_true(log.t[log.n - 1] == 10.0);
+  int stop = log.n / 2;
+  log.n = 0;
+  log.stop_at = stop;
+  assert_int_equal(ct_fsa_solve(ctx, fsa, p, y0, tout, 5, &o, &cut), CT_ERR_INTERRUPTED);
+  assert_non_null(cut);
+  assert_int_equal(cut->ode.status, CT_ERR_INTERRUPTED);
+  assert_int_equal(cut->ode.stats.steps, stop);
+  assert_non_null(strstr(cut->ode.message, ": interrupted"));
+  size_t k = cut->ode.n_out;
+  assert_true(k >= 2 && k < 5);
+  assert_memory_equal(cut->ode.y, plain->ode.y, k * 2 * sizeof(double));
+  assert_memory_equal(cut->s, plain->s, k * 4 * 2 * sizeof(double));
+  ct_fsa_result_free(ctx, plain);
+  ct_fsa_result_free(ctx, res);
+  ct_fsa_result_free(ctx, cut);
+  ct_fsa_free(fsa);
+  ct_ode_free(ode);
+  ct_fun_free(rhs);
+  ct_context_free(ctx);
+}
+
 /* y' = p y - 2 while y > 0 (else -y - 2), traced with ct_branch at y = 1:
  * from y(0) = 1 and p = 1, y = 2 - e^t crosses 0 at t = ln 2, where the
  * guard flips: the sensitivity solve stops there, results kept. */
@@ -1378,6 +1441,7 @@ int main(void) {
       cmocka_unit_test(test_bad_arguments),
       cmocka_unit_test(test_callback_model_sensitivities),
       cmocka_unit_test(test_dense_output),
+      cmocka_unit_test(test_progress),
       cmocka_unit_test(test_guard_flip_stops),
       cmocka_unit_test(test_threads),
       cmocka_unit_test(test_fault_injection),

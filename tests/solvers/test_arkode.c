@@ -401,6 +401,81 @@ static void test_dense_output(void **state) {
   ct_context_free(ctx);
 }
 
+/* ---- Progress and interruption -------------------------------------------------- */
+
+/* The times a progress callback saw; it asks to stop at call stop_at
+ * (0: never). */
+typedef struct progress_log {
+  double t[8192];
+  int n, stop_at;
+} progress_log;
+
+static int log_progress(double t, void *ud) {
+  progress_log *l = ud;
+  if (l->n < 8192) l->t[l->n] = t;
+  l->n++;
+  return l->stop_at && l->n >= l->stop_at;
+}
+
+/* ERK, DIRK and IMEX with a progress callback: the outputs of a solve
+ * without it to the bit, the same statistics, one call per step with
+ * increasing times ending at T; returning 1 at the 25th call stops there
+ * with CT_ERR_INTERRUPTED and the outputs reached. */
+static void expect_progress(ct_context *ctx, const ct_ode *ode, const double *p,
+                            const double *y0, const double *tout, size_t nt,
+                            ct_ode_options o) {
+  static progress_log log;
+  ct_ode_result *plain = solve_opts(ctx, ode, p, y0, tout, nt, &o);
+  memset(&log, 0, sizeof log);
+  o.progress = log_progress;
+  o.progress_ud = &log;
+  ct_ode_result *res = solve_opts(ctx, ode, p, y0, tout, nt, &o);
+  size_t n = plain->n;
+  assert_int_equal(res->n_out, plain->n_out);
+  assert_memory_equal(res->y, plain->y, plain->n_out * n * sizeof(double));
+  ct_ode_stats a = plain->stats, b = res->stats;
+  a.root_evals = b.root_evals = 0;
+  assert_memory_equal(&a, &b, sizeof a);
+  assert_int_equal(log.n, res->stats.steps);
+  for (int i = 1; i < log.n; i++) assert_true(log.t[i] > log.t[i - 1]);
+  assert_true(log.t[log.n - 1] == tout[nt - 1]);
+  memset(&log, 0, sizeof log);
+  log.stop_at = 25;
+  ct_ode_result *cut = NULL;
+  assert_int_equal(ct_ode_solve(ctx, ode, p, y0, tout, nt, &o, &cut), CT_ERR_INTERRUPTED);
+  assert_int_equal(cut->status, CT_ERR_INTERRUPTED);
+  assert_int_equal(cut->stats.steps, 25);
+  assert_true(cut->t_reached == log.t[24]);
+  assert_non_null(strstr(cut->message, ": interrupted"));
+  assert_true(cut->n_out >= 1 && cut->n_out < nt);
+  assert_memory_equal(cut->y, plain->y, cut->n_out * n * sizeof(double));
+  ct_ode_result_free(ctx, plain);
+  ct_ode_result_free(ctx, res);
+  ct_ode_result_free(ctx, cut);
+}
+
+static void test_progress(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_ode *lv = model(ctx, ct_lotka_volterra(ctx), NULL);
+  double p[4] = {1.5, 1.0, 3.0, 1.0}, y0[2] = {1, 1}, tout[] = {0, 0.05, 4, 10};
+  ct_ode_options o = ct_ode_default_options();
+  o.max_steps = 100000;
+  o.method = CT_ODE_ERK;
+  expect_progress(ctx, lv, p, y0, tout, 4, o);
+  o.method = CT_ODE_DIRK;
+  expect_progress(ctx, lv, p, y0, tout, 4, o);
+  enum { CELLS = 20 };
+  ct_ode *bz = model(ctx, brusselator(ctx, CELLS, 1), NULL);
+  double b0[2 * CELLS], bt[] = {0, 0.5, 2};
+  brusselator_y0(CELLS, b0);
+  o.method = CT_ODE_IMEX;
+  expect_progress(ctx, bz, NULL, b0, bt, 3, o);
+  ct_ode_free(lv);
+  ct_ode_free(bz);
+  ct_context_free(ctx);
+}
+
 /* One DIRK solve with a fallible allocator: every failure is reported and
  * nothing leaks. */
 static int build_and_solve(ct_context *ctx, void *ud) {
@@ -447,6 +522,7 @@ int main(void) {
       cmocka_unit_test(test_refused),
       cmocka_unit_test(test_dense_output),
       cmocka_unit_test(test_guard_flip_stops),
+      cmocka_unit_test(test_progress),
       cmocka_unit_test(test_fault_injection),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -468,6 +468,198 @@ static void test_bad_arguments(void **state) {
   ct_context_free(ctx);
 }
 
+/* ---- Dense output, progress and interruption ------------------------------------- */
+
+/* The times a progress callback saw; it asks to stop at call stop_at
+ * (0: never). */
+typedef struct progress_log {
+  double t[4096];
+  int n, stop_at;
+} progress_log;
+
+static int log_progress(double t, void *ud) {
+  progress_log *l = ud;
+  if (l->n < 4096) l->t[l->n] = t;
+  l->n++;
+  return l->stop_at && l->n >= l->stop_at;
+}
+
+/* The idasRoberts_dns run (as run_roberts) with dense output and a
+ * progress callback as given, to times tout[0..nt). */
+static ct_dae_result *run_roberts_with(ct_context *ctx, const double *tout, size_t nt,
+                                       double rtol, int dense, progress_log *log) {
+  ct_fun *res = robertson_res(ctx), *roots = ct_robertson_roots(ctx);
+  ct_dae *dae = NULL;
+  assert_int_equal(ct_dae_new(ctx, res, NULL, roots, &dae), CT_OK);
+  ct_fun_free(res);
+  ct_fun_free(roots);
+  const double y0[3] = {1, 0, 0}, yp0[3] = {-0.04, 0.04, 0};
+  ct_dae_options o = ct_dae_default_options();
+  o.linsol = CT_DAE_LINSOL_DENSE;
+  o.rtol = rtol;
+  o.atol_v = rob_atol;
+  o.calc_ic = 0;
+  o.stop_at_roots = 0;
+  o.max_steps = 100000;
+  o.dense_output = dense;
+  o.progress = log ? log_progress : NULL;
+  o.progress_ud = log;
+  ct_dae_result *r = NULL;
+  int rc = ct_dae_solve(ctx, dae, NULL, y0, yp0, tout, nt, &o, &r);
+  ct_dae_free(dae);
+  if (log && log->stop_at) {
+    assert_int_equal(rc, CT_ERR_INTERRUPTED);
+    return r;
+  }
+  if (rc != CT_OK) fail_msg("solve failed: %s", ct_errmsg(ctx));
+  return r;
+}
+
+/* Everything of b equals a's: outputs, their step counts, orders and
+ * steps, roots, statistics (root evaluations aside: IDA_ONE_STEP searches
+ * roots over whole steps). */
+static void expect_same_run(const ct_dae_result *a, const ct_dae_result *b) {
+  assert_int_equal(b->n_out, a->n_out);
+  size_t m = a->n_out;
+  assert_memory_equal(b->t, a->t, m * sizeof(double));
+  assert_memory_equal(b->y, a->y, m * 3 * sizeof(double));
+  assert_memory_equal(b->yp, a->yp, m * 3 * sizeof(double));
+  assert_memory_equal(b->steps, a->steps, m * sizeof(long));
+  assert_memory_equal(b->order, a->order, m * sizeof(int));
+  assert_memory_equal(b->h, a->h, m * sizeof(double));
+  assert_int_equal(b->n_roots_found, a->n_roots_found);
+  for (size_t i = 0; i < a->n_roots_found; i++)
+    assert_true(fabs(b->roots[i].t - a->roots[i].t) <= 1e-10 * a->roots[i].t);
+  ct_dae_stats x = a->stats, y = b->stats;
+  x.root_evals = y.root_evals = 0;
+  assert_memory_equal(&x, &y, sizeof x);
+}
+
+/* Dense output and a progress callback step with IDA_ONE_STEP yet take the
+ * steps of IDA_NORMAL: the same outputs to the bit, the same statistics,
+ * the idasRoberts_dns lines unchanged; the interpolant gives the outputs
+ * (and y' the stored y') at the output times; the callback sees one call
+ * per step, increasing, ending at the last output time. */
+static void test_dense_output_same_steps(void **state) {
+  (void)state;
+  char ref[32][128], ours[32][128];
+  long ref_stats[1] = {-1};
+  static const char *const names[] = {"Steps"};
+  long nref = read_reference(CT_SUNDIALS_EXAMPLES "/idas/serial/idasRoberts_dns.out",
+                             ref, 32, ref_stats, names, 1);
+  ct_context *ctx = ct_context_new(NULL);
+  double tout[13];
+  rob_times(tout);
+  static progress_log log;
+  memset(&log, 0, sizeof log);
+  ct_dae_result *plain = run_roberts_with(ctx, tout, 13, 1e-4, 0, NULL);
+  ct_dae_result *dense = run_roberts_with(ctx, tout, 13, 1e-4, 1, &log);
+  assert_null(plain->dense);
+  assert_non_null(dense->dense);
+  expect_same_run(plain, dense);
+  if (nref >= 0) {
+    assert_int_equal(format_run(dense, ours, 32), (size_t)nref);
+    for (long i = 0; i < nref; i++) assert_string_equal(ours[i], ref[i]);
+    assert_int_equal(dense->stats.steps, ref_stats[0]);
+  }
+  assert_int_equal(log.n, dense->stats.steps);
+  for (int i = 1; i < log.n; i++) assert_true(log.t[i] > log.t[i - 1]);
+  assert_true(log.t[log.n - 1] == tout[12]);
+  for (size_t k = 0; k < dense->n_out; k++) {
+    double y[3], yp[3];
+    assert_int_equal(ct_dae_result_eval(ctx, dense, dense->t[k], 0, y), CT_OK);
+    assert_int_equal(ct_dae_result_eval(ctx, dense, dense->t[k], 1, yp), CT_OK);
+    for (int i = 0; i < 3; i++) {
+      double want = dense->y[k * 3 + i], want_p = dense->yp[k * 3 + i];
+      if (fabs(y[i] - want) > 1e-12 * fabs(want) + 1e-300)
+        fail_msg("t = %g: y%d = %.17g interpolated, %.17g stored", dense->t[k], i, y[i], want);
+      if (k > 0 && fabs(yp[i] - want_p) > 1e-10 * fabs(want_p) + 1e-300)
+        fail_msg("t = %g: y%d' = %.17g interpolated, %.17g stored", dense->t[k], i,
+                 yp[i], want_p);
+    }
+  }
+  /* Statistics like ct_ode_stats': where IDAS is, its next step and order. */
+  const ct_dae_stats *st = &dense->stats;
+  assert_true(st->current_time >= tout[12] && st->current_time > 0);
+  assert_true(st->current_step > 0 && st->first_step > 0 && st->first_step < 0.4);
+  assert_true(st->current_order >= 1 && st->current_order <= 5);
+  printf("dense DAE output: %ld steps, %zu doubles\n", dense->stats.steps,
+         (size_t)dense->stats.steps * 3 * 6);
+  ct_dae_result_free(ctx, plain);
+  ct_dae_result_free(ctx, dense);
+  ct_context_free(ctx);
+}
+
+/* Between outputs the interpolant is IDAS' own (the outputs of a normal
+ * solve at 300 more times, same first output so the same steps, agree with
+ * it) and accurate (a solve at rtol 1e-10 agrees to about the tolerance). */
+static void test_dense_output_between_outputs(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  enum { NF = 302 };
+  double tout[] = {0, 0.4, 40}, fine[NF] = {0, 0.4};
+  for (int i = 2; i < NF; i++) fine[i] = 0.4 + (40 - 0.4) * (i - 1) / (NF - 2);
+  ct_dae_result *dense = run_roberts_with(ctx, tout, 3, 1e-6, 1, NULL);
+  ct_dae_result *many = run_roberts_with(ctx, fine, NF, 1e-6, 0, NULL);
+  ct_dae_result *tight = run_roberts_with(ctx, fine, NF, 1e-10, 0, NULL);
+  assert_int_equal(many->stats.steps, dense->stats.steps);
+  double worst = 0;
+  for (int i = 0; i < NF; i++) {
+    double y[3];
+    assert_int_equal(ct_dae_result_eval(ctx, dense, fine[i], 0, y), CT_OK);
+    for (int c = 0; c < 3; c++) {
+      double normal = many->y[i * 3 + c], ref = tight->y[i * 3 + c];
+      if (fabs(y[c] - normal) > 1e-10 * fabs(normal) + 1e-18)
+        fail_msg("t = %g: y%d = %.17g dense, %.17g normal", fine[i], c, y[c], normal);
+      double e = fabs(y[c] - ref) / (1e-6 * fabs(ref) + rob_atol[c]);
+      if (e > worst) worst = e;
+    }
+  }
+  printf("dense DAE output: worst error %.3g x (rtol |y| + atol)\n", worst);
+  if (worst > 100) fail_msg("dense output off by %g tolerances", worst);
+  /* Out of range, negative k, no dense output. */
+  double y[3];
+  assert_int_equal(ct_dae_result_eval(ctx, dense, 40.5, 0, y), CT_ERR_ARG);
+  assert_int_equal(ct_dae_result_eval(ctx, dense, -1e-3, 0, y), CT_ERR_ARG);
+  assert_int_equal(ct_dae_result_eval(ctx, dense, NAN, 0, y), CT_ERR_ARG);
+  assert_int_equal(ct_dae_result_eval(ctx, dense, 1, -1, y), CT_ERR_ARG);
+  assert_int_equal(ct_dae_result_eval(ctx, many, 1, 0, y), CT_ERR_ARG);
+  assert_non_null(strstr(ct_errmsg(ctx), "dense_output = 1"));
+  ct_dae_result_free(ctx, dense);
+  ct_dae_result_free(ctx, many);
+  ct_dae_result_free(ctx, tight);
+  ct_context_free(ctx);
+}
+
+/* Returning 1 at the 40th call stops the solve there: CT_ERR_INTERRUPTED,
+ * the message, the outputs of a full solve up to there, 40 steps; the
+ * dense output ends where it stopped. */
+static void test_progress_interrupts(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  double tout[13];
+  rob_times(tout);
+  ct_dae_result *full = run_roberts_with(ctx, tout, 13, 1e-4, 0, NULL);
+  progress_log log = {.stop_at = 40};
+  ct_dae_result *r = run_roberts_with(ctx, tout, 13, 1e-4, 1, &log);
+  assert_non_null(r);
+  assert_int_equal(r->status, CT_ERR_INTERRUPTED);
+  assert_int_equal(ct_errcode(ctx), CT_ERR_INTERRUPTED);
+  assert_int_equal(r->stats.steps, 40);
+  assert_true(r->t_reached == log.t[39]);
+  char want[64];
+  snprintf(want, sizeof want, "t = %.6g: interrupted", log.t[39]);
+  assert_string_equal(r->message, want);
+  assert_true(r->n_out >= 2 && r->n_out < 13);
+  assert_memory_equal(r->y, full->y, r->n_out * 3 * sizeof(double));
+  double y[3];
+  assert_int_equal(ct_dae_result_eval(ctx, r, r->t_reached, 0, y), CT_OK);
+  assert_int_equal(ct_dae_result_eval(ctx, r, r->t_reached * 1.01, 0, y), CT_ERR_ARG);
+  ct_dae_result_free(ctx, r);
+  ct_dae_result_free(ctx, full);
+  ct_context_free(ctx);
+}
+
 /* Builds both functions before the sweep so that only the model and the
  * solve see injected failures. */
 typedef struct fault_funs {
@@ -489,12 +681,35 @@ static int fault_solve(ct_context *ctx, void *ud) {
   return rc;
 }
 
+/* fault_solve with dense output and a progress callback. */
+static int fault_solve_dense(ct_context *ctx, void *ud) {
+  fault_funs *f = ud;
+  ct_dae *dae = NULL;
+  int rc = ct_dae_new(ctx, f->res, NULL, f->roots, &dae);
+  if (rc < 0) return rc;
+  const double y0[3] = {1, 0, 0}, tout[3] = {0, 0.4, 4};
+  progress_log log = {.stop_at = 0};
+  ct_dae_options o = ct_dae_default_options();
+  o.stop_at_roots = 0;
+  o.dense_output = 1;
+  o.progress = log_progress;
+  o.progress_ud = &log;
+  ct_dae_result *r = NULL;
+  double y[3];
+  rc = ct_dae_solve(ctx, dae, NULL, y0, NULL, tout, 3, &o, &r);
+  if (rc == CT_OK) rc = ct_dae_result_eval(ctx, r, 2.0, 0, y);
+  ct_dae_result_free(ctx, r);
+  ct_dae_free(dae);
+  return rc;
+}
+
 static void test_fault_injection(void **state) {
   (void)state;
   ct_context *fctx = ct_context_new(NULL);
   fault_funs f = {robertson_res(fctx), ct_robertson_roots(fctx)};
   long n = ct_test_fault_sweep(fault_solve, &f);
   assert_true(n > 10);
+  assert_true(ct_test_fault_sweep(fault_solve_dense, &f) > n);
   ct_fun_free(f.res);
   ct_fun_free(f.roots);
   ct_context_free(fctx);
@@ -509,6 +724,9 @@ int main(void) {
       cmocka_unit_test(test_singular_matrix),
       cmocka_unit_test(test_init_function),
       cmocka_unit_test(test_bad_arguments),
+      cmocka_unit_test(test_dense_output_same_steps),
+      cmocka_unit_test(test_dense_output_between_outputs),
+      cmocka_unit_test(test_progress_interrupts),
       cmocka_unit_test(test_fault_injection),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

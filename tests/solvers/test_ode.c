@@ -361,6 +361,120 @@ static void test_dense_output_same_steps(void **state) {
   ct_context_free(ctx);
 }
 
+/* ---- Progress and interruption -------------------------------------------------- */
+
+/* The times a progress callback saw; it asks to stop at call stop_at
+ * (0: never). */
+typedef struct progress_log {
+  double t[4096];
+  int n, stop_at;
+} progress_log;
+
+static int log_progress(double t, void *ud) {
+  progress_log *l = ud;
+  if (l->n < 4096) l->t[l->n] = t;
+  l->n++;
+  return l->stop_at && l->n >= l->stop_at;
+}
+
+/* Every statistic but the root evaluations, which stepping one step at a
+ * time may count differently (as with dense output). */
+static void expect_same_stats(const ct_ode_stats *a, const ct_ode_stats *b) {
+  ct_ode_stats x = *a, y = *b;
+  x.root_evals = y.root_evals = 0;
+  assert_memory_equal(&x, &y, sizeof x);
+}
+
+/* The cvsRoberts_dns run with a progress callback: the same outputs to the
+ * bit, the same statistics and events, and one call per step with
+ * increasing times ending at the last output time. */
+static void test_progress_same_results(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_fun *rhs = ct_robertson_rhs(ctx), *roots = ct_robertson_roots(ctx);
+  ct_ode *ode = NULL;
+  assert_int_equal(ct_ode_new(ctx, rhs, NULL, roots, &ode), CT_OK);
+  double tout[13] = {0, 0.4}, y0[3] = {1, 0, 0}, atol[3] = {1e-8, 1e-14, 1e-6};
+  for (int k = 2; k < 13; k++) tout[k] = tout[k - 1] * 10;
+  ct_ode_result *plain = robertson_run(ctx, ode, tout, 0);
+  ct_ode_options o = ct_ode_default_options();
+  o.linsol = CT_LINSOL_DENSE;
+  o.rtol = 1e-4;
+  o.atol_v = atol;
+  o.stop_at_roots = 0;
+  static progress_log log;
+  memset(&log, 0, sizeof log);
+  o.progress = log_progress;
+  o.progress_ud = &log;
+  ct_ode_result *res = NULL;
+  assert_int_equal(ct_ode_solve(ctx, ode, NULL, y0, tout, 13, &o, &res), CT_OK);
+  assert_int_equal(res->n_out, plain->n_out);
+  assert_memory_equal(res->t, plain->t, plain->n_out * sizeof(double));
+  assert_memory_equal(res->y, plain->y, plain->n_out * 3 * sizeof(double));
+  expect_same_stats(&plain->stats, &res->stats);
+  assert_int_equal(res->n_roots_found, plain->n_roots_found);
+  assert_null(res->dense);
+  assert_int_equal(log.n, res->stats.steps);
+  for (int i = 1; i < log.n; i++)
+    if (!(log.t[i] > log.t[i - 1])) fail_msg("call %d: t = %g after %g", i, log.t[i], log.t[i - 1]);
+  assert_true(log.t[0] > 0);
+  assert_true(log.t[log.n - 1] == tout[12]);
+  ct_ode_result_free(ctx, plain);
+  ct_ode_result_free(ctx, res);
+  ct_ode_free(ode);
+  ct_fun_free(rhs);
+  ct_fun_free(roots);
+  ct_context_free(ctx);
+}
+
+/* Returning 1 at the 60th call stops the solve there: CT_ERR_INTERRUPTED,
+ * the message, the outputs reached so far (those of a full solve), 60
+ * steps; with dense output too, whose interpolants end where it stopped. */
+static void test_progress_interrupts(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_fun *rhs = ct_robertson_rhs(ctx);
+  ct_ode *ode = NULL;
+  assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
+  double tout[13] = {0, 0.4}, y0[3] = {1, 0, 0};
+  for (int k = 2; k < 13; k++) tout[k] = tout[k - 1] * 10;
+  ct_ode_options o = ct_ode_default_options();
+  ct_ode_result *full = NULL;
+  assert_int_equal(ct_ode_solve(ctx, ode, NULL, y0, tout, 13, &o, &full), CT_OK);
+  for (int dense = 0; dense <= 1; dense++) {
+    progress_log log = {.stop_at = 60};
+    o.progress = log_progress;
+    o.progress_ud = &log;
+    o.dense_output = dense;
+    ct_ode_result *res = NULL;
+    assert_int_equal(ct_ode_solve(ctx, ode, NULL, y0, tout, 13, &o, &res),
+                     CT_ERR_INTERRUPTED);
+    assert_non_null(res);
+    assert_int_equal(ct_errcode(ctx), CT_ERR_INTERRUPTED);
+    assert_int_equal(res->status, CT_ERR_INTERRUPTED);
+    assert_int_equal(log.n, 60);
+    assert_int_equal(res->stats.steps, 60);
+    assert_true(res->t_reached == log.t[59]);
+    char want[64];
+    snprintf(want, sizeof want, "t = %.6g: interrupted", log.t[59]);
+    assert_string_equal(res->message, want);
+    assert_non_null(strstr(ct_errmsg(ctx), want));
+    assert_true(res->n_out >= 2 && res->n_out < 13);
+    assert_true(res->t[res->n_out - 1] <= res->t_reached);
+    assert_memory_equal(res->y, full->y, res->n_out * 3 * sizeof(double));
+    if (dense) {
+      double y[3];
+      assert_int_equal(ct_ode_result_eval(ctx, res, res->t_reached, 0, y), CT_OK);
+      assert_int_equal(ct_ode_result_eval(ctx, res, res->t_reached * 1.01, 0, y), CT_ERR_ARG);
+    }
+    ct_ode_result_free(ctx, res);
+  }
+  ct_ode_result_free(ctx, full);
+  ct_ode_free(ode);
+  ct_fun_free(rhs);
+  ct_context_free(ctx);
+}
+
 /* Lotka–Volterra f at y with p = (1.5, 1, 3, 1). */
 static void lv_f(const double *y, double *f) {
   f[0] = 1.5 * y[0] - y[0] * y[1];
@@ -725,12 +839,31 @@ static int build_and_solve_dense(ct_context *ctx, void *ud) {
   return rc;
 }
 
+/* build_and_solve with a progress callback and dense output. */
+static int build_and_solve_progress(ct_context *ctx, void *ud) {
+  const ct_fun *rhs = ud;
+  ct_ode *ode = NULL;
+  ct_ode_result *res = NULL;
+  double y0[3] = {1, 0, 0}, tout[] = {0, 0.4, 40};
+  progress_log log = {.stop_at = 0};
+  ct_ode_options o = ct_ode_default_options();
+  o.dense_output = 1;
+  o.progress = log_progress;
+  o.progress_ud = &log;
+  int rc = ct_ode_new(ctx, rhs, NULL, NULL, &ode);
+  if (rc == CT_OK) rc = ct_ode_solve(ctx, ode, NULL, y0, tout, 3, &o, &res);
+  ct_ode_result_free(ctx, res);
+  ct_ode_free(ode);
+  return rc;
+}
+
 static void test_fault_injection(void **state) {
   (void)state;
   ct_context *ctx = ct_context_new(NULL);
   ct_fun *rhs = ct_robertson_rhs(ctx);
   assert_true(ct_test_fault_sweep(build_and_solve, rhs) > 20);
   assert_true(ct_test_fault_sweep(build_and_solve_dense, rhs) > 20);
+  assert_true(ct_test_fault_sweep(build_and_solve_progress, rhs) > 20);
   ct_fun_free(rhs);
   ct_context_free(ctx);
 }
@@ -750,6 +883,8 @@ int main(void) {
       cmocka_unit_test(test_dense_output_failures),
       cmocka_unit_test(test_stats_steps_and_time),
       cmocka_unit_test(test_retrace_stops_the_solve),
+      cmocka_unit_test(test_progress_same_results),
+      cmocka_unit_test(test_progress_interrupts),
       cmocka_unit_test(test_fault_injection),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
