@@ -22,6 +22,7 @@
 #include <sunmatrix/sunmatrix_sparse.h>
 
 #include "../solvers/ode_internal.h"
+#include "asa_internal.h"
 #include "cotangent/adjoint.h"
 #include "objective.h"
 
@@ -131,8 +132,13 @@ static int build_vjp(ct_context *ctx, const ct_fun *f, const char *out, int keep
   return CT_OK;
 }
 
-/* Doubles of workspace v needs (1 when absent). */
-static size_t work_of(const ct_fun *f) { return f ? ct_fun_work_size(f) : 1; }
+/* The most workspace any of fs needs (see asa_internal.h). */
+size_t ct_asa_max_work(const ct_fun *const *fs, size_t n) {
+  size_t w = 1;
+  for (size_t i = 0; i < n; i++)
+    if (fs[i] && ct_fun_work_size(fs[i]) > w) w = ct_fun_work_size(fs[i]);
+  return w;
+}
 
 /* A callback model's adjoint needs J^T w (vjp, or a Jacobian callback to
  * transpose) and, with parameters, (df/dp)^T w: CT_ERR_ARG naming the
@@ -172,10 +178,11 @@ static int asa_fill(ct_context *ctx, ct_asa *a, const ct_fun *g, const ct_fun *p
   if (phi) CT_CHECK(ctx, build_vjp(ctx, phi, "phi", 1, &a->phi));
   if (h) CT_CHECK(ctx, build_vjp(ctx, h, "h", 1, &a->h));
   if (m->y0.f && m->y0.p >= 0) CT_CHECK(ctx, build_vjp(ctx, m->y0.f, "y0", 0, &a->y0));
+  ct_fun *built[] = {a->rhs.f, a->g.f, a->phi.f, a->h.f, a->y0.f};
+  for (size_t i = 0; i < sizeof built / sizeof built[0]; i++) /* after ct_ode_jit */
+    CT_CHECK(ctx, ct_model_jit_fun(ctx, &m->jit, built[i]));
   const ct_fun *all[] = {a->rhs.f, a->g.f, a->phi.f, a->h.f, a->y0.f, m->jac.f};
-  a->work = 1;
-  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-    if (work_of(all[i]) > a->work) a->work = work_of(all[i]);
+  a->work = ct_asa_max_work(all, sizeof all / sizeof all[0]);
   return CT_OK;
 }
 
@@ -240,6 +247,27 @@ static ct_ode_linsol resolve_linsol_b(const ct_asa *a, const ct_asa_options *o);
 /* Positive and finite. */
 static int positive(double x) { return x > 0 && isfinite(x); }
 
+/* The options both adjoints check alike (see asa_internal.h). */
+int ct_asa_check_common_options(ct_context *ctx, const ct_asa_options *o, double t0,
+                                double T) {
+  if (o->checkpoint_steps < 1)
+    return CT_ERROR(ctx, CT_ERR_ARG, "checkpoint_steps must be positive, got %ld",
+                    o->checkpoint_steps);
+  if (o->interp != CT_ASA_HERMITE && o->interp != CT_ASA_POLYNOMIAL)
+    return CT_ERROR(ctx, CT_ERR_ARG, "unknown interpolation %d (expected "
+                    "CT_ASA_HERMITE or CT_ASA_POLYNOMIAL)", (int)o->interp);
+  if (!positive(o->rtol_b) || !positive(o->atol_b))
+    return CT_ERROR(ctx, CT_ERR_ARG, "the backward tolerances must be positive, got "
+                    "rtol_b %g, atol_b %g", o->rtol_b, o->atol_b);
+  if (!positive(o->rtol_q) || !positive(o->atol_q))
+    return CT_ERROR(ctx, CT_ERR_ARG, "the quadrature tolerances must be positive, got "
+                    "rtol_q %g, atol_q %g", o->rtol_q, o->atol_q);
+  if (!isfinite(t0) || !isfinite(T) || !(T > t0))
+    return CT_ERROR(ctx, CT_ERR_ARG, "the time span must be finite with T > t0, got "
+                    "t0 = %g, T = %g", t0, T);
+  return CT_OK;
+}
+
 /* The data of h: required (obs_dim values per observation) when h has an
  * input "d" and there are observations, refused when it has none. */
 static int check_obs_data(ct_context *ctx, const ct_asa *a, const ct_asa_options *o) {
@@ -278,21 +306,7 @@ static int check_linsol_b(ct_context *ctx, const ct_asa *a, const ct_asa_options
  * span and p. */
 static int check_options(ct_context *ctx, const ct_asa *a, const ct_asa_options *o,
                          const double *p, double t0, double T) {
-  if (o->checkpoint_steps < 1)
-    return CT_ERROR(ctx, CT_ERR_ARG, "checkpoint_steps must be positive, got %ld",
-                    o->checkpoint_steps);
-  if (o->interp != CT_ASA_HERMITE && o->interp != CT_ASA_POLYNOMIAL)
-    return CT_ERROR(ctx, CT_ERR_ARG, "unknown interpolation %d (expected "
-                    "CT_ASA_HERMITE or CT_ASA_POLYNOMIAL)", (int)o->interp);
-  if (!positive(o->rtol_b) || !positive(o->atol_b))
-    return CT_ERROR(ctx, CT_ERR_ARG, "the backward tolerances must be positive, got "
-                    "rtol_b %g, atol_b %g", o->rtol_b, o->atol_b);
-  if (!positive(o->rtol_q) || !positive(o->atol_q))
-    return CT_ERROR(ctx, CT_ERR_ARG, "the quadrature tolerances must be positive, got "
-                    "rtol_q %g, atol_q %g", o->rtol_q, o->atol_q);
-  if (!isfinite(t0) || !isfinite(T) || !(T > t0))
-    return CT_ERROR(ctx, CT_ERR_ARG, "the time span must be finite with T > t0, got "
-                    "t0 = %g, T = %g", t0, T);
+  CT_CHECK(ctx, ct_asa_check_common_options(ctx, o, t0, T));
   if (a->np && !p)
     return CT_ERROR(ctx, CT_ERR_ARG, "the model has %zu parameters: pass p", a->np);
   if (o->n_obs && !a->h.f)
@@ -368,19 +382,6 @@ static int vjp_eval(ct_context *ctx, asa_run *s, const vjp_fun *v, double t,
   return ct_fun_eval(ctx, v->f, in, out, s->work);
 }
 
-/* 0 when v (k numbers) is finite; else records the cause and returns 1
- * (recoverable: CVODES retries with a smaller step). */
-static int check_finite(ct_ode_run *r, const char *what, const double *v, size_t k,
-                        double t) {
-  for (size_t i = 0; i < k; i++)
-    if (!isfinite(v[i])) {
-      snprintf(r->cause, sizeof r->cause, "the %s is %s in component %zu at t = %.6g",
-               what, isnan(v[i]) ? "NaN" : "infinite", i, t);
-      return 1;
-    }
-  return 0;
-}
-
 /* CVQuadRhsFn of the forward phase: the integrand g. */
 static int quad_cb(sunrealtype t, N_Vector y, N_Vector qdot, void *ud) {
   ct_ode_run *r = ud;
@@ -389,7 +390,7 @@ static int quad_cb(sunrealtype t, N_Vector y, N_Vector qdot, void *ud) {
   if (vjp_eval(r->ctx, s, &s->a->g, t, N_VGetArrayPointer(y), r->p, &s->one, out,
                NULL, NULL) < 0)
     return -1;
-  return check_finite(r, "integrand g", out, 1, t);
+  return ct_ode_check_finite(r, "integrand g", out, 1, t);
 }
 
 /* A user callback's status for CVODES: the cause names the callback and
@@ -421,7 +422,7 @@ static int jac_values_b(ct_ode_run *r, asa_run *s, double t, const double *y) {
     if (m->jac.p >= 0) in[m->jac.p] = r->p;
     if (ct_fun_eval(r->ctx, m->jac.f, in, out, s->work) < 0) return -1;
   }
-  return check_finite(r, "Jacobian", r->jac_vals, nnz, t);
+  return ct_ode_check_finite(r, "Jacobian", r->jac_vals, nnz, t);
 }
 
 /* out = (df/dy)^T w at (t, y): the model's AD VJP, the user's vjp, or the
@@ -485,7 +486,7 @@ static int rhs_b_cb(sunrealtype t, N_Vector y, N_Vector yB, N_Vector yBdot, void
   } else {
     for (size_t i = 0; i < a->n; i++) out[i] = -out[i];
   }
-  return check_finite(r, "adjoint right-hand side", out, a->n, t);
+  return ct_ode_check_finite(r, "adjoint right-hand side", out, a->n, t);
 }
 
 /* CVQuadRhsFnB: lambda^T df/dp + dg/dp. */
@@ -502,7 +503,7 @@ static int quad_b_cb(sunrealtype t, N_Vector y, N_Vector yB, N_Vector qBdot, voi
       return -1;
     for (size_t j = 0; j < a->np; j++) out[j] += s->vp[j];
   }
-  return check_finite(r, "gradient quadrature integrand", out, a->np, t);
+  return ct_ode_check_finite(r, "gradient quadrature integrand", out, a->np, t);
 }
 
 /* -J^T into a dense or band matrix (its bandwidths those of J swapped):
@@ -560,24 +561,52 @@ static int jtimes_b_cb(N_Vector v, N_Vector Jv, sunrealtype t, N_Vector y, N_Vec
   int rc = jac_t_times(r, s, t, N_VGetArrayPointer(y), N_VGetArrayPointer(v), out);
   if (rc) return rc;
   for (size_t i = 0; i < s->a->n; i++) out[i] = -out[i];
-  return check_finite(r, "adjoint Jacobian-vector product", out, s->a->n, t);
+  return ct_ode_check_finite(r, "adjoint Jacobian-vector product", out, s->a->n, t);
 }
 
-/* Keeps SUNDIALS' message of the backward integrator for the report. */
-static void sundials_error_b(int code, const char *module, const char *function,
+/* Keeps SUNDIALS' message of the backward integrator (see asa_internal.h). */
+void ct_asa_sundials_error_b(int code, const char *module, const char *function,
                              char *msg, void *ud) {
   ct_ode_run *r = ud;
   snprintf(r->sundials, sizeof r->sundials, "%s %s (%d): %s", module, function, code,
            msg);
 }
 
-/* Advance hook: CVodeF, which records checkpoints. */
+/* Advance hook: CVodeF, which records checkpoints; their count goes where
+ * the one-step driver's (c->step_mem, a ct_cvodef_mem) goes. */
 static int advance_f(ct_ode_run *r, ct_cvode_set *c, double tout, double *t) {
-  asa_run *s = r->ext;
+  (void)r;
+  const ct_cvodef_mem *step = c->step_mem;
   int ncheck = 0;
   int flag = CVodeF(c->cv, tout, c->y, t, CV_NORMAL, &ncheck);
-  if (flag >= 0) s->res->n_checkpoints = ncheck;
+  if (flag >= 0) *step->n_checkpoints = ncheck;
   return flag;
+}
+
+/* CVODES' adjoint memory and CVodeF as the way to advance (see
+ * asa_internal.h). */
+int ct_asa_adj_init(ct_context *ctx, ct_cvode_set *c, const ct_asa_options *o,
+                    ct_cvodef_mem *step, long *n_checkpoints) {
+  CT_SUN_CALL(ctx, CVodeAdjInit(c->cv, o->checkpoint_steps,
+                                o->interp == CT_ASA_POLYNOMIAL ? CV_POLYNOMIAL
+                                                               : CV_HERMITE));
+  c->advance = advance_f;
+  step->cv = c->cv;
+  step->n_checkpoints = n_checkpoints;
+  c->step_ops = &ct_cvodef_step_ops;
+  c->step_mem = step;
+  return CT_OK;
+}
+
+/* The forward quadrature of the integral term (see asa_internal.h). */
+int ct_asa_quad_init(ct_context *ctx, ct_cvode_set *c, CVQuadRhsFn rhs,
+                     const ct_asa_options *o) {
+  CT_SUN_NEW(ctx, c->ext_v[0], N_VNew_Serial(1, c->sun));
+  N_VConst(0.0, c->ext_v[0]);
+  CT_SUN_CALL(ctx, CVodeQuadInit(c->cv, rhs, c->ext_v[0]));
+  CT_SUN_CALL(ctx, CVodeQuadSStolerances(c->cv, o->rtol_q, o->atol_q));
+  CT_SUN_CALL(ctx, CVodeSetQuadErrCon(c->cv, o->quad_err_con ? SUNTRUE : SUNFALSE));
+  return CT_OK;
 }
 
 /* Setup hook of the counting pass (max_checkpoints): the forward
@@ -585,15 +614,8 @@ static int advance_f(ct_ode_run *r, ct_cvode_set *c, double tout, double *t) {
  * adjoint's forward phase. */
 static int quad_setup(ct_ode_run *r, ct_cvode_set *c, const ct_ode_options *o) {
   (void)o;
-  ct_context *ctx = r->ctx;
   asa_run *s = r->ext;
-  if (s->a->g.f) {
-    CT_SUN_NEW(ctx, c->ext_v[0], N_VNew_Serial(1, c->sun));
-    N_VConst(0.0, c->ext_v[0]);
-    CT_SUN_CALL(ctx, CVodeQuadInit(c->cv, quad_cb, c->ext_v[0]));
-    CT_SUN_CALL(ctx, CVodeQuadSStolerances(c->cv, s->o->rtol_q, s->o->atol_q));
-    CT_SUN_CALL(ctx, CVodeSetQuadErrCon(c->cv, s->o->quad_err_con ? SUNTRUE : SUNFALSE));
-  }
+  if (s->a->g.f) CT_CHECK(r->ctx, ct_asa_quad_init(r->ctx, c, quad_cb, s->o));
   return CT_OK;
 }
 
@@ -602,15 +624,7 @@ static int asa_setup(ct_ode_run *r, ct_cvode_set *c, const ct_ode_options *o) {
   ct_context *ctx = r->ctx;
   asa_run *s = r->ext;
   CT_CHECK(ctx, quad_setup(r, c, o));
-  CT_SUN_CALL(ctx, CVodeAdjInit(c->cv, s->o->checkpoint_steps,
-                                s->o->interp == CT_ASA_POLYNOMIAL ? CV_POLYNOMIAL
-                                                                  : CV_HERMITE));
-  c->advance = advance_f;
-  s->step.cv = c->cv;
-  s->step.n_checkpoints = &s->res->n_checkpoints;
-  c->step_ops = &ct_cvodef_step_ops;
-  c->step_mem = &s->step;
-  return CT_OK;
+  return ct_asa_adj_init(ctx, c, s->o, &s->step, &s->res->n_checkpoints);
 }
 
 /* Output hook: notes that y(T) was reached (the last output). */
@@ -712,7 +726,7 @@ static int backward_setup(ct_ode_run *r, ct_cvode_set *c, asa_run *s) {
   const ct_asa_options *o = s->o;
   void *cv = c->cv;
   CT_SUN_CALL(ctx, CVodeCreateB(cv, CV_BDF, &s->which));
-  CVodeSetErrHandlerFn(CVodeGetAdjCVodeBmem(cv, s->which), sundials_error_b, r);
+  CVodeSetErrHandlerFn(CVodeGetAdjCVodeBmem(cv, s->which), ct_asa_sundials_error_b, r);
   CT_SUN_CALL(ctx, CVodeInitB(cv, s->which, rhs_b_cb, s->T, c->ext_v[1]));
   s->bp.mem = CVodeGetAdjCVodeBmem(cv, s->which);
   CT_SUN_CALL(ctx, CVodeSStolerancesB(cv, s->which, o->rtol_b, o->atol_b));
@@ -773,6 +787,33 @@ static int gradient(ct_ode_run *r, asa_run *s, const double *lambda0, const doub
   return CT_OK;
 }
 
+/* Reports a failed CVodeB (see asa_internal.h). */
+int ct_asa_backward_failure(ct_ode_run *r, void *cvb, double t_start, int interrupted,
+                            int flag, char *message, size_t size) {
+  double tb = t_start;
+  CVodeGetCurrentTime(cvb, &tb);
+  if (interrupted) {
+    snprintf(message, size, "backward phase: t = %.6g: interrupted", tb);
+    return CT_ERROR(r->ctx, CT_ERR_INTERRUPTED, "%s", message);
+  }
+  if (snprintf(message, size, "backward phase: t = %.6g: %s (CVodeB flag %d)%s%s", tb,
+               *r->cause ? r->cause : "the adjoint integration failed", flag,
+               *r->sundials ? "; " : "", r->sundials) < 0)
+    message[0] = '\0';
+  return CT_ERROR(r->ctx, CT_ERR_SOLVER, "%s", message);
+}
+
+/* The status of a whole adjoint solve (see asa_internal.h). */
+int ct_asa_solve_status(ct_context *ctx, int rc, int backward_rc, const char *ode_message,
+                        char *message, size_t size) {
+  if (CT_SOLVE_STOPPED(rc)) {
+    if (snprintf(message, size, "forward phase: %s", ode_message) < 0) message[0] = '\0';
+    return CT_ERROR(ctx, rc, "%s", message); /* the phase, in ctx too */
+  }
+  if (rc == CT_OK && backward_rc < 0) return backward_rc; /* message already in res */
+  return rc;
+}
+
 /* Integrates the backward problem to tout, then reads lambda and qB there
  * into c->ext_v[1], c->ext_v[2]; a failure is CT_ERR_SOLVER with the
  * message in the result. */
@@ -784,21 +825,9 @@ static int backward_to(ct_ode_run *r, ct_cvode_set *c, asa_run *s, double tout) 
   int flag = CVodeB(c->cv, tout, CV_NORMAL);
   void *cvb = CVodeGetAdjCVodeBmem(c->cv, s->which);
   collect_stats_b(cvb, res);
-  if (flag < 0) {
-    double tb = s->T;
-    CVodeGetCurrentTime(cvb, &tb);
-    if (s->bp.interrupted) {
-      snprintf(res->message, sizeof res->message, "backward phase: t = %.6g: "
-               "interrupted", tb);
-      return CT_ERROR(ctx, CT_ERR_INTERRUPTED, "%s", res->message);
-    }
-    if (snprintf(res->message, sizeof res->message, "backward phase: t = %.6g: %s "
-                 "(CVodeB flag %d)%s%s", tb,
-                 *r->cause ? r->cause : "the adjoint integration failed", flag,
-                 *r->sundials ? "; " : "", r->sundials) < 0)
-      res->message[0] = '\0';
-    return CT_ERROR(ctx, CT_ERR_SOLVER, "%s", res->message);
-  }
+  if (flag < 0)
+    return ct_asa_backward_failure(r, cvb, s->T, s->bp.interrupted, flag, res->message,
+                                   sizeof res->message);
   double t;
   CT_SUN_CALL(ctx, CVodeGetB(c->cv, s->which, &t, c->ext_v[1]));
   if (s->a->np) CT_SUN_CALL(ctx, CVodeGetQuadB(c->cv, s->which, &t, c->ext_v[2]));
@@ -934,14 +963,8 @@ int ct_asa_solve(ct_context *ctx, const ct_asa *a, const double *p, const double
     res->linsol_b = resolve_linsol_b(a, &o);
     if (o.max_checkpoints) rc = space_checkpoints(ctx, &s, &o, p, y0, tout);
     if (rc == CT_OK) rc = adjoint_passes(ctx, &s, &o, p, y0, tout);
-    if (CT_SOLVE_STOPPED(rc)) {
-      if (snprintf(res->message, sizeof res->message, "forward phase: %s",
-                   res->ode.message) < 0)
-        res->message[0] = '\0';
-      rc = CT_ERROR(ctx, rc, "%s", res->message); /* the phase, in ctx too */
-    } else if (rc == CT_OK && s.rc < 0) {
-      rc = s.rc; /* the backward phase's failure, message already in res */
-    }
+    rc = ct_asa_solve_status(ctx, rc, s.rc, res->ode.message, res->message,
+                             sizeof res->message);
   }
   ct_free(ctx, s.work);
   ct_free(ctx, s.vy);

@@ -169,6 +169,10 @@ static int asa_fill(ct_context *ctx, ct_dae_asa *a, const ct_fun *g, const ct_fu
   if (!a->idb) return CT_ERR_NOMEM;
   const ct_sparsity *s = a->jyp.pattern;
   for (size_t q = 0; q < s->nnz; q++) a->idb[s->rowind[q]] = 1.0;
+  ct_fun *built[] = {a->fy.f, a->fyp.f, a->g.f, a->phi.f, a->h.f, a->y0.f,
+                     a->jy.f, a->jyp.f};
+  for (size_t i = 0; i < sizeof built / sizeof built[0]; i++) /* after ct_dae_jit */
+    CT_CHECK(ctx, ct_dae_jit_fun(ctx, a->dae, built[i]));
   const ct_fun *all[] = {a->fy.f, a->fyp.f, a->g.f, a->phi.f, a->h.f, a->y0.f,
                          a->jy.f, a->jyp.f};
   a->work = 1;

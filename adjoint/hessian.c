@@ -16,16 +16,12 @@
 #include <sunmatrix/sunmatrix_dense.h>
 #include <sunnonlinsol/sunnonlinsol_fixedpoint.h>
 
+#include "../sensitivity/fsa_internal.h"
 #include "../solvers/ode_internal.h"
+#include "asa_internal.h"
 #include "cotangent/adjoint.h"
 #include "objective.h"
 
-/* A function's tangent along (d_y, d_p), reduced to one output, with the
- * positions of its inputs; -1 where absent. */
-typedef struct jvp_fun {
-  ct_fun *f;
-  long t, y, p, dy, dp;
-} jvp_fun;
 
 /* A scalar term w^T F(t, y, p) (w the seed "bar_<out>") turned into its
  * first-order adjoints bar_y = F_y^T w, bar_p = F_p^T w and their tangents
@@ -41,8 +37,8 @@ struct ct_asa2 {
   ct_context *ctx;
   const ct_ode *ode; /* borrowed */
   size_t n, np;
-  jvp_fun sens;      /* f: d_f = f_y s + f_p u */
-  jvp_fun sens0;     /* y0(p): d_y0 = y0_p u; f NULL without y0(p) */
+  ct_jvp_fun sens;      /* f: d_f = f_y s + f_p u */
+  ct_jvp_fun sens0;     /* y0(p): d_y0 = y0_p u; f NULL without y0(p) */
   so_fun rhs;        /* lambda^T f; seed lambda, its tangent mu */
   so_fun g;          /* g (value kept); f NULL without g */
   so_fun phi;        /* phi (value kept); f NULL without phi */
@@ -106,23 +102,6 @@ static int build_second_order(ct_context *ctx, const ct_fun *f, const char *out,
   return CT_OK;
 }
 
-/* The one-direction JVP of f with respect to `wrt`, reduced to `out`. */
-static int build_jvp(ct_context *ctx, const ct_fun *f, const char *const *wrt,
-                     const char *out, jvp_fun *j) {
-  ct_fun *full = NULL;
-  CT_CHECK(ctx, ct_fun_jvp(ctx, f, 1, wrt, &full));
-  const char *names[] = {out, NULL};
-  int rc = ct_fun_select_outputs(ctx, full, names, &j->f);
-  ct_fun_free(full);
-  CT_CHECK(ctx, rc);
-  j->t = ct_fun_in_index(j->f, "t");
-  j->y = ct_fun_in_index(j->f, "y");
-  j->p = ct_fun_in_index(j->f, "p");
-  j->dy = ct_fun_in_index(j->f, "d_y");
-  j->dp = ct_fun_in_index(j->f, "d_p");
-  return CT_OK;
-}
-
 /* The dense Jacobian of the backward right-hand side's AD part
  * (bar_y, d_bar_y) with respect to (lambda, mu) = (bar_f, d_bar_f): the
  * mu-equation is linear in both, so this is exact. */
@@ -141,9 +120,6 @@ static int build_jac_b(ct_context *ctx, ct_asa2 *a) {
   return CT_OK;
 }
 
-/* Doubles of workspace f needs (1 when absent). */
-static size_t work_of(const ct_fun *f) { return f ? ct_fun_work_size(f) : 1; }
-
 /* Fills a zeroed problem: checks the objective, builds every product. */
 static int asa2_fill(ct_context *ctx, ct_asa2 *a, const ct_fun *g, const ct_fun *phi) {
   const ct_ode *m = a->ode;
@@ -151,20 +127,22 @@ static int asa2_fill(ct_context *ctx, ct_asa2 *a, const ct_fun *g, const ct_fun 
   if (phi)
     CT_CHECK(ctx, ct_objective_check(ctx, phi, "final-time objective phi", "phi", a->n, a->np));
   const char *wrt_yp[] = {"y", m->rhs.p >= 0 ? "p" : NULL, NULL}, *wrt_p[] = {"p", NULL};
-  CT_CHECK(ctx, build_jvp(ctx, m->rhs.f, wrt_yp, "d_f", &a->sens));
+  CT_CHECK(ctx, ct_fsa_build_jvp(ctx, m->rhs.f, 1, wrt_yp, "d_f", &a->sens));
   CT_CHECK(ctx, build_second_order(ctx, m->rhs.f, "f", 0, 1, &a->rhs));
   CT_CHECK(ctx, build_jac_b(ctx, a));
   if (g) CT_CHECK(ctx, build_second_order(ctx, g, "g", 1, 0, &a->g));
   if (phi) CT_CHECK(ctx, build_second_order(ctx, phi, "phi", 1, 0, &a->phi));
   if (m->y0.f && m->y0.p >= 0) {
-    CT_CHECK(ctx, build_jvp(ctx, m->y0.f, wrt_p, "d_y0", &a->sens0));
+    CT_CHECK(ctx, ct_fsa_build_jvp(ctx, m->y0.f, 1, wrt_p, "d_y0", &a->sens0));
     CT_CHECK(ctx, build_second_order(ctx, m->y0.f, "y0", 0, 1, &a->y0));
   }
+  ct_fun *built[] = {a->sens.f, a->sens0.f, a->rhs.f, a->g.f, a->phi.f, a->y0.f,
+                     a->jac_b.f};
+  for (size_t i = 0; i < sizeof built / sizeof built[0]; i++) /* after ct_ode_jit */
+    CT_CHECK(ctx, ct_model_jit_fun(ctx, &m->jit, built[i]));
   const ct_fun *all[] = {a->sens.f, a->sens0.f, a->rhs.f, a->g.f, a->phi.f, a->y0.f,
                          a->jac_b.f};
-  a->work = 1;
-  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-    if (work_of(all[i]) > a->work) a->work = work_of(all[i]);
+  a->work = ct_asa_max_work(all, sizeof all / sizeof all[0]);
   return CT_OK;
 }
 
@@ -217,9 +195,6 @@ void ct_asa2_free(ct_asa2 *a) {
 
 /* ---- Options ------------------------------------------------------------------ */
 
-/* Positive and finite. */
-static int positive(double x) { return x > 0 && isfinite(x); }
-
 /* Checks the adjoint options, the time span, p and u (what the ODE's own
  * check does not). */
 static int check_options(ct_context *ctx, const ct_asa2 *a, const ct_asa_options *o,
@@ -247,22 +222,7 @@ static int check_options(ct_context *ctx, const ct_asa2 *a, const ct_asa_options
   if (o->max_checkpoints)
     return CT_ERROR(ctx, CT_ERR_ARG, "max_checkpoints is not supported by second-order "
                     "adjoints (got %ld): set checkpoint_steps instead", o->max_checkpoints);
-  if (o->checkpoint_steps < 1)
-    return CT_ERROR(ctx, CT_ERR_ARG, "checkpoint_steps must be positive, got %ld",
-                    o->checkpoint_steps);
-  if (o->interp != CT_ASA_HERMITE && o->interp != CT_ASA_POLYNOMIAL)
-    return CT_ERROR(ctx, CT_ERR_ARG, "unknown interpolation %d (expected "
-                    "CT_ASA_HERMITE or CT_ASA_POLYNOMIAL)", (int)o->interp);
-  if (!positive(o->rtol_b) || !positive(o->atol_b))
-    return CT_ERROR(ctx, CT_ERR_ARG, "the backward tolerances must be positive, got "
-                    "rtol_b %g, atol_b %g", o->rtol_b, o->atol_b);
-  if (!positive(o->rtol_q) || !positive(o->atol_q))
-    return CT_ERROR(ctx, CT_ERR_ARG, "the quadrature tolerances must be positive, got "
-                    "rtol_q %g, atol_q %g", o->rtol_q, o->atol_q);
-  if (!isfinite(t0) || !isfinite(T) || !(T > t0))
-    return CT_ERROR(ctx, CT_ERR_ARG, "the time span must be finite with T > t0, got "
-                    "t0 = %g, T = %g", t0, T);
-  return CT_OK;
+  return ct_asa_check_common_options(ctx, o, t0, T);
 }
 
 /* ---- One solve: callbacks and hooks ----------------------------------------------- */
@@ -318,7 +278,7 @@ static int so_eval(ct_context *ctx, hvp_run *h, const so_fun *s, double t,
 }
 
 /* Evaluates the JVP j at (t, y, p) along (dy, dp) into out. */
-static int jvp_eval(ct_context *ctx, hvp_run *h, const jvp_fun *j, double t,
+static int jvp_eval(ct_context *ctx, hvp_run *h, const ct_jvp_fun *j, double t,
                     const double *y, const double *p, const double *dy,
                     const double *dp, double *out) {
   const double *in[5] = {0};
@@ -332,19 +292,6 @@ static int jvp_eval(ct_context *ctx, hvp_run *h, const jvp_fun *j, double t,
   return ct_fun_eval(ctx, j->f, in, outs, h->work);
 }
 
-/* 0 when v (k numbers) is finite; else records the cause and returns 1
- * (recoverable: CVODES retries with a smaller step). */
-static int check_finite(ct_ode_run *r, const char *what, const double *v, size_t k,
-                        double t) {
-  for (size_t i = 0; i < k; i++)
-    if (!isfinite(v[i])) {
-      snprintf(r->cause, sizeof r->cause, "the %s is %s in component %zu at t = %.6g",
-               what, isnan(v[i]) ? "NaN" : "infinite", i, t);
-      return 1;
-    }
-  return 0;
-}
-
 /* CVQuadRhsFn of the forward phase: the integrand g. */
 static int quad_cb(sunrealtype t, N_Vector y, N_Vector qdot, void *ud) {
   ct_ode_run *r = ud;
@@ -352,7 +299,7 @@ static int quad_cb(sunrealtype t, N_Vector y, N_Vector qdot, void *ud) {
   double *out = N_VGetArrayPointer(qdot);
   so_args x = {.y = N_VGetArrayPointer(y), .p = r->p, .bar = &h->one, .val = out};
   if (so_eval(r->ctx, h, &h->a->g, t, &x) < 0) return -1;
-  return check_finite(r, "integrand g", out, 1, t);
+  return ct_ode_check_finite(r, "integrand g", out, 1, t);
 }
 
 /* CVSensRhsFn: the one sensitivity's right-hand side f_y s + f_p u. */
@@ -365,7 +312,7 @@ static int sens_rhs_cb(int ns, sunrealtype t, N_Vector y, N_Vector ydot, N_Vecto
   if (jvp_eval(r->ctx, h, &h->a->sens, t, N_VGetArrayPointer(y), r->p,
                N_VGetArrayPointer(yS[0]), h->u, out) < 0)
     return -1;
-  return check_finite(r, "sensitivity right-hand side", out, h->a->n, t);
+  return ct_ode_check_finite(r, "sensitivity right-hand side", out, h->a->n, t);
 }
 
 /* CVRhsFnBS: lambda' = -(f_y^T lambda + g_y^T),
@@ -396,7 +343,7 @@ static int rhs_b_cb(sunrealtype t, N_Vector y, N_Vector *yS, N_Vector yB,
     out[i] = -(out[i] + h->vy[i]);
     out[n + i] = -(out[n + i] + h->dvy[i]);
   }
-  return check_finite(r, "second-order adjoint right-hand side", out, 2 * n, t);
+  return ct_ode_check_finite(r, "second-order adjoint right-hand side", out, 2 * n, t);
 }
 
 /* CVQuadRhsFnBS: f_p^T lambda + g_p^T, and
@@ -419,7 +366,7 @@ static int quad_b_cb(sunrealtype t, N_Vector y, N_Vector *yS, N_Vector yB,
     if (so_eval(r->ctx, h, &a->g, t, &xg) < 0) return -1;
     for (size_t j = 0; j < np; j++) out[j] += h->vp[j], out[np + j] += h->dvp[j];
   }
-  return check_finite(r, "gradient and Hessian quadrature integrand", out, 2 * np, t);
+  return ct_ode_check_finite(r, "gradient and Hessian quadrature integrand", out, 2 * np, t);
 }
 
 /* CVLsJacFnBS: the dense 2n x 2n matrix -[[f_y^T, 0], [M, f_y^T]] from the
@@ -436,40 +383,12 @@ static int jac_b_cb(sunrealtype t, N_Vector y, N_Vector *yS, N_Vector yB, N_Vect
                .dy = N_VGetArrayPointer(yS[0]), .dp = h->u, .dbar = lm + h->a->n,
                .val = h->jac};
   if (so_eval(r->ctx, h, &h->a->jac_b, t, &x) < 0) return -1;
-  if (check_finite(r, "backward Jacobian", h->jac, n2 * n2, t)) return 1;
+  if (ct_ode_check_finite(r, "backward Jacobian", h->jac, n2 * n2, t)) return 1;
   for (size_t j = 0; j < n2; j++) {
     double *col = SM_COLUMN_D(JB, (sunindextype)j);
     for (size_t i = 0; i < n2; i++) col[i] = -h->jac[j * n2 + i];
   }
   return 0;
-}
-
-/* Keeps SUNDIALS' message of the backward integrator for the report. */
-static void sundials_error_b(int code, const char *module, const char *function,
-                             char *msg, void *ud) {
-  ct_ode_run *r = ud;
-  snprintf(r->sundials, sizeof r->sundials, "%s %s (%d): %s", module, function, code,
-           msg);
-}
-
-/* Advance hook: CVodeF, which records checkpoints (with the sensitivity). */
-static int advance_f(ct_ode_run *r, ct_cvode_set *c, double tout, double *t) {
-  hvp_run *h = r->ext;
-  int ncheck = 0;
-  int flag = CVodeF(c->cv, tout, c->y, t, CV_NORMAL, &ncheck);
-  if (flag >= 0) h->res->n_checkpoints = ncheck;
-  return flag;
-}
-
-/* The forward quadrature of g (when the objective has one). */
-static int forward_quadrature(ct_context *ctx, ct_cvode_set *c, const hvp_run *h) {
-  if (!h->a->g.f) return CT_OK;
-  CT_SUN_NEW(ctx, c->ext_v[0], N_VNew_Serial(1, c->sun));
-  N_VConst(0.0, c->ext_v[0]);
-  CT_SUN_CALL(ctx, CVodeQuadInit(c->cv, quad_cb, c->ext_v[0]));
-  CT_SUN_CALL(ctx, CVodeQuadSStolerances(c->cv, h->o->rtol_q, h->o->atol_q));
-  CT_SUN_CALL(ctx, CVodeSetQuadErrCon(c->cv, h->o->quad_err_con ? SUNTRUE : SUNFALSE));
-  return CT_OK;
 }
 
 /* The forward sensitivity s = (dy/dp) u: s(t0) = y0_p u (0 without y0(p)),
@@ -503,17 +422,9 @@ static int forward_sensitivity(ct_ode_run *r, ct_cvode_set *c, const ct_ode_opti
 static int hvp_setup(ct_ode_run *r, ct_cvode_set *c, const ct_ode_options *o) {
   ct_context *ctx = r->ctx;
   hvp_run *h = r->ext;
-  CT_CHECK(ctx, forward_quadrature(ctx, c, h));
+  if (h->a->g.f) CT_CHECK(ctx, ct_asa_quad_init(ctx, c, quad_cb, h->o));
   CT_CHECK(ctx, forward_sensitivity(r, c, o));
-  CT_SUN_CALL(ctx, CVodeAdjInit(c->cv, h->o->checkpoint_steps,
-                                h->o->interp == CT_ASA_POLYNOMIAL ? CV_POLYNOMIAL
-                                                                  : CV_HERMITE));
-  c->advance = advance_f;
-  h->step.cv = c->cv;
-  h->step.n_checkpoints = &h->res->n_checkpoints;
-  c->step_ops = &ct_cvodef_step_ops;
-  c->step_mem = &h->step;
-  return CT_OK;
+  return ct_asa_adj_init(ctx, c, h->o, &h->step, &h->res->n_checkpoints);
 }
 
 /* Output hook: at T (the second output), notes it and keeps s(T). */
@@ -558,7 +469,7 @@ static int backward_setup(ct_ode_run *r, ct_cvode_set *c, hvp_run *h) {
   sunindextype n2 = (sunindextype)(2 * h->a->n);
   void *cv = c->cv;
   CT_SUN_CALL(ctx, CVodeCreateB(cv, CV_BDF, &h->which));
-  CVodeSetErrHandlerFn(CVodeGetAdjCVodeBmem(cv, h->which), sundials_error_b, r);
+  CVodeSetErrHandlerFn(CVodeGetAdjCVodeBmem(cv, h->which), ct_asa_sundials_error_b, r);
   CT_SUN_CALL(ctx, CVodeInitBS(cv, h->which, rhs_b_cb, h->T, c->ext_v[1]));
   h->bp.mem = CVodeGetAdjCVodeBmem(cv, h->which);
   CT_SUN_CALL(ctx, CVodeSStolerancesB(cv, h->which, o->rtol_b, o->atol_b));
@@ -600,21 +511,9 @@ static int backward_to_t0(ct_ode_run *r, ct_cvode_set *c, hvp_run *h) {
   int flag = CVodeB(c->cv, h->t0, CV_NORMAL);
   void *cvb = CVodeGetAdjCVodeBmem(c->cv, h->which);
   collect_stats_b(cvb, res);
-  if (flag < 0) {
-    double tb = h->T;
-    CVodeGetCurrentTime(cvb, &tb);
-    if (h->bp.interrupted) {
-      snprintf(res->message, sizeof res->message, "backward phase: t = %.6g: "
-               "interrupted", tb);
-      return CT_ERROR(ctx, CT_ERR_INTERRUPTED, "%s", res->message);
-    }
-    if (snprintf(res->message, sizeof res->message, "backward phase: t = %.6g: %s "
-                 "(CVodeB flag %d)%s%s", tb,
-                 *r->cause ? r->cause : "the adjoint integration failed", flag,
-                 *r->sundials ? "; " : "", r->sundials) < 0)
-      res->message[0] = '\0';
-    return CT_ERROR(ctx, CT_ERR_SOLVER, "%s", res->message);
-  }
+  if (flag < 0)
+    return ct_asa_backward_failure(r, cvb, h->T, h->bp.interrupted, flag, res->message,
+                                   sizeof res->message);
   double t;
   CT_SUN_CALL(ctx, CVodeGetB(c->cv, h->which, &t, c->ext_v[1]));
   CT_SUN_CALL(ctx, CVodeGetQuadB(c->cv, h->which, &t, c->ext_v[2]));
@@ -729,14 +628,8 @@ int ct_asa_hvp(ct_context *ctx, const ct_asa2 *a, const double *p, const double 
     double tout[2] = {t0, T};
     ct_ode_hooks hooks = {&h, hvp_setup, hvp_output, hvp_finish};
     rc = ct_ode_solve_into(ctx, a->ode, p, y0, tout, 2, &o.ode, &hooks, &res->ode);
-    if (CT_SOLVE_STOPPED(rc)) {
-      if (snprintf(res->message, sizeof res->message, "forward phase: %s",
-                   res->ode.message) < 0)
-        res->message[0] = '\0';
-      rc = CT_ERROR(ctx, rc, "%s", res->message); /* the phase, in ctx too */
-    } else if (rc == CT_OK && h.rc < 0) {
-      rc = h.rc; /* the backward phase's failure, message already in res */
-    }
+    rc = ct_asa_solve_status(ctx, rc, h.rc, res->ode.message, res->message,
+                             sizeof res->message);
   }
   release(ctx, &h);
   if (rc < 0 && !CT_SOLVE_STOPPED(rc)) {

@@ -62,12 +62,14 @@ static int fsa_fill(ct_context *ctx, ct_dae_fsa *f, const size_t *params,
   CT_CHECK(ctx, rc);
   static const char *const names[7] = {"t", "y", "yp", "p", "d_y", "d_yp", "d_p"};
   for (int i = 0; i < 7; i++) f->in[i] = ct_fun_in_index(f->sres, names[i]);
+  CT_CHECK(ctx, ct_dae_jit_fun(ctx, m, f->sres)); /* when ct_dae_jit ran */
   f->work = ct_fun_work_size(f->sres);
   long oy0, oyp0;
   const ct_fun *init = ct_dae_init_fun(m, &oy0, &oyp0);
   if (init && ct_fun_in_index(init, "p") >= 0) {
     const char *wrt_p[] = {"p", NULL};
     CT_CHECK(ctx, ct_fun_jvp(ctx, init, (int)f->ns, wrt_p, &f->sinit));
+    CT_CHECK(ctx, ct_dae_jit_fun(ctx, m, f->sinit));
     f->si_p = ct_fun_in_index(f->sinit, "p");
     f->si_dp = ct_fun_in_index(f->sinit, "d_p");
     f->so_y0 = ct_fun_out_index(f->sinit, "d_y0");

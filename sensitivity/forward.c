@@ -14,13 +14,7 @@
 
 #include "../solvers/ode_internal.h"
 #include "cotangent/sensitivity.h"
-
-/* A JVP of a model function, reduced to its tangent output, and the
- * positions of its inputs; -1 where absent. */
-typedef struct jvp_fun {
-  ct_fun *f;
-  long t, y, p, dy, dp;
-} jvp_fun;
+#include "fsa_internal.h"
 
 /* Where the sensitivity right-hand side comes from. */
 typedef enum fsa_source {
@@ -36,18 +30,17 @@ struct ct_fsa {
   size_t n, np, ns;
   size_t *params;    /* ns indices into p */
   double *dp;        /* ns * np: direction j is e_{params[j]}, at [j*np, (j+1)*np) */
-  jvp_fun all;       /* rhs, ns directions in (y, p): output d_f (ns * n) */
-  jvp_fun one;       /* rhs, 1 direction (STAGGERED1); f NULL when ns == 1 */
-  jvp_fun y0;        /* y0(p), ns directions in p: output d_y0; f NULL: zero */
+  ct_jvp_fun all;       /* rhs, ns directions in (y, p): output d_f (ns * n) */
+  ct_jvp_fun one;       /* rhs, 1 direction (STAGGERED1); f NULL when ns == 1 */
+  ct_jvp_fun y0;        /* y0(p), ns directions in p: output d_y0; f NULL: zero */
   size_t work;       /* doubles the largest of them needs */
 };
 
 /* ---- Building ------------------------------------------------------------------ */
 
-/* The k-direction JVP of f with respect to `wrt`, keeping only output
- * `out`, with its inputs located. */
-static int build_jvp(ct_context *ctx, const ct_fun *f, int k, const char *const *wrt,
-                     const char *out, jvp_fun *j) {
+/* The k-direction JVP of f reduced to `out` (see fsa_internal.h). */
+int ct_fsa_build_jvp(ct_context *ctx, const ct_fun *f, int k, const char *const *wrt,
+                     const char *out, ct_jvp_fun *j) {
   ct_fun *full = NULL;
   CT_CHECK(ctx, ct_fun_jvp(ctx, f, k, wrt, &full));
   const char *names[] = {out, NULL};
@@ -89,7 +82,7 @@ static int check_selection(ct_context *ctx, const ct_ode *ode, const size_t *par
 }
 
 /* Doubles of workspace j needs (1 when absent). */
-static size_t work_of(const jvp_fun *j) { return j->f ? ct_fun_work_size(j->f) : 1; }
+static size_t work_of(const ct_jvp_fun *j) { return j->f ? ct_fun_work_size(j->f) : 1; }
 
 /* Fills a zeroed problem: selection, unit directions, JVPs. */
 static int fsa_fill(ct_context *ctx, ct_fsa *s, const size_t *params) {
@@ -104,10 +97,14 @@ static int fsa_fill(ct_context *ctx, ct_fsa *s, const size_t *params) {
   s->work = 1;
   if (s->source != FSA_AD) return CT_OK; /* callbacks: nothing to build */
   const char *wrt_yp[] = {"y", "p", NULL}, *wrt_p[] = {"p", NULL};
-  CT_CHECK(ctx, build_jvp(ctx, m->rhs.f, (int)s->ns, wrt_yp, "d_f", &s->all));
-  if (s->ns > 1) CT_CHECK(ctx, build_jvp(ctx, m->rhs.f, 1, wrt_yp, "d_f", &s->one));
+  CT_CHECK(ctx, ct_fsa_build_jvp(ctx, m->rhs.f, (int)s->ns, wrt_yp, "d_f", &s->all));
+  if (s->ns > 1)
+    CT_CHECK(ctx, ct_fsa_build_jvp(ctx, m->rhs.f, 1, wrt_yp, "d_f", &s->one));
   if (m->y0.f && m->y0.p >= 0)
-    CT_CHECK(ctx, build_jvp(ctx, m->y0.f, (int)s->ns, wrt_p, "d_y0", &s->y0));
+    CT_CHECK(ctx, ct_fsa_build_jvp(ctx, m->y0.f, (int)s->ns, wrt_p, "d_y0", &s->y0));
+  CT_CHECK(ctx, ct_model_jit_fun(ctx, &m->jit, s->all.f)); /* when ct_ode_jit ran */
+  CT_CHECK(ctx, ct_model_jit_fun(ctx, &m->jit, s->one.f));
+  CT_CHECK(ctx, ct_model_jit_fun(ctx, &m->jit, s->y0.f));
   s->work = work_of(&s->all);
   if (work_of(&s->one) > s->work) s->work = work_of(&s->one);
   if (work_of(&s->y0) > s->work) s->work = work_of(&s->y0);
@@ -230,7 +227,7 @@ typedef struct fsa_run {
 
 /* Evaluates a JVP at (t, y, p) with directions dy (may be NULL if the JVP
  * has no d_y) and dp, writing its one output. */
-static int jvp_eval(ct_context *ctx, fsa_run *s, const jvp_fun *j, double t,
+static int jvp_eval(ct_context *ctx, fsa_run *s, const ct_jvp_fun *j, double t,
                     const double *y, const double *dy, const double *dp, double *out) {
   const double *in[5] = {0};
   s->t_buf = t;
@@ -366,7 +363,7 @@ static int sens_rhs_one(int ns, sunrealtype t, N_Vector y, N_Vector ydot, int is
   (void)ns, (void)ydot, (void)tmp1, (void)tmp2;
   ct_ode_run *r = ud;
   fsa_run *s = r->ext;
-  const jvp_fun *j = s->fsa->one.f ? &s->fsa->one : &s->fsa->all;
+  const ct_jvp_fun *j = s->fsa->one.f ? &s->fsa->one : &s->fsa->all;
   double *out = N_VGetArrayPointer(ySdot);
   int rc = jvp_eval(r->ctx, s, j, t, N_VGetArrayPointer(y), N_VGetArrayPointer(yS),
                     s->fsa->dp + (size_t)is * s->fsa->np, out);

@@ -52,6 +52,7 @@ struct ct_dae {
                                  pyp -> merged entry */
   int *id;                    /* 1 differential, 0 algebraic */
   size_t work;
+  ct_model_jit jit;           /* compiled by ct_dae_jit */
 };
 
 /* ---- Building a model ------------------------------------------------------ */
@@ -235,11 +236,28 @@ void ct_dae_free(ct_dae *m) {
   if (!m) return;
   const bound *all[] = {&m->res, &m->jy, &m->jyp, &m->jvp, &m->init, &m->roots};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ct_fun_free(all[i]->f);
+  ct_model_jit_clear(m->ctx, &m->jit);
   ct_sparsity_free(m->ctx, m->py);
   ct_sparsity_free(m->ctx, m->pyp);
   ct_dae_pattern_free(m->ctx, &m->pat);
   ct_free(m->ctx, m->id);
   ct_free(m->ctx, m);
+}
+
+/* Compiles the model's functions and resizes its workspace (see dae.h). */
+int ct_dae_jit(ct_context *ctx, ct_dae *dae, const ct_jit_options *opts) {
+  if (!dae) return CT_ERROR(ctx, CT_ERR_ARG, "ct_dae_jit needs a model (dae is NULL)");
+  ct_fun *const fs[] = {dae->res.f, dae->jy.f, dae->jyp.f, dae->jvp.f, dae->init.f,
+                        dae->roots.f};
+  int rc = ct_model_jit_all(ctx, &dae->jit, opts, fs, sizeof fs / sizeof fs[0]);
+  dae->work = max_work(dae);
+  if (rc < 0) return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);
+  return CT_OK;
+}
+
+/* Compiles f like the model (see dae_internal.h). */
+int ct_dae_jit_fun(ct_context *ctx, const ct_dae *dae, ct_fun *f) {
+  return ct_model_jit_fun(ctx, &dae->jit, f);
 }
 
 size_t ct_dae_n_states(const ct_dae *m) { return m->n; }

@@ -68,6 +68,11 @@ void ct_dae_pattern_free(ct_context *ctx, ct_dae_pattern *p);
 const char *ct_dae_singular_cause(SUNLinearSolver LS, const char *matrix, char *buf,
                                   size_t size);
 
+/* Compiles f, a function built from the model (sensitivity or adjoint),
+ * with the model's options when ct_dae_jit compiled the model; CT_OK and
+ * nothing done otherwise. */
+int ct_dae_jit_fun(ct_context *ctx, const ct_dae *dae, ct_fun *f);
+
 /* The model's residual (output "F") and init function (NULL if none),
  * with output positions of y0/yp0 (-1: absent). */
 const ct_fun *ct_dae_res_fun(const ct_dae *dae);

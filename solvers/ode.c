@@ -132,6 +132,62 @@ int ct_ode_new(ct_context *ctx, const ct_fun *rhs, const ct_fun *y0,
   return CT_OK;
 }
 
+/* ---- Compiled models ---------------------------------------------------------- */
+
+/* Compiles f when the model is compiled (see ode_internal.h). */
+int ct_model_jit_fun(ct_context *ctx, const ct_model_jit *j, ct_fun *f) {
+  if (!j->on || !f) return CT_OK;
+  return ct_fun_jit(ctx, f, &j->opts);
+}
+
+/* Copies opts into *j (strings included) without turning it on. */
+static int jit_copy_options(ct_context *ctx, ct_model_jit *j, const ct_jit_options *opts) {
+  ct_jit_options none = {NULL, NULL, 0};
+  const ct_jit_options *o = opts ? opts : &none;
+  if (o->cc && !(j->cc = ct_strdup(ctx, o->cc))) return CT_ERR_NOMEM;
+  if (o->cflags && !(j->cflags = ct_strdup(ctx, o->cflags))) return CT_ERR_NOMEM;
+  j->opts.cc = j->cc;
+  j->opts.cflags = j->cflags;
+  j->opts.max_chunk = o->max_chunk;
+  return CT_OK;
+}
+
+/* Compiles the model functions fs and records the options (see
+ * ode_internal.h); stops at the first one left on the interpreter. */
+int ct_model_jit_all(ct_context *ctx, ct_model_jit *j, const ct_jit_options *opts,
+                     ct_fun *const *fs, size_t n) {
+  if (j->on) return CT_OK;
+  ct_model_jit_clear(ctx, j);
+  int rc = jit_copy_options(ctx, j, opts), compiled = 1;
+  for (size_t i = 0; rc == CT_OK && compiled && i < n; i++) {
+    if (!fs[i]) continue;
+    rc = ct_fun_jit(ctx, fs[i], &j->opts);
+    compiled = ct_fun_backend(fs[i]) == CT_BACKEND_JIT;
+  }
+  if (rc < 0) ct_model_jit_clear(ctx, j);
+  else j->on = compiled;
+  return rc;
+}
+
+/* Frees the option copies (see ode_internal.h). */
+void ct_model_jit_clear(ct_context *ctx, ct_model_jit *j) {
+  ct_free(ctx, j->cc);
+  ct_free(ctx, j->cflags);
+  memset(j, 0, sizeof *j);
+}
+
+/* Compiles an AD model's functions and resizes its workspace (see ode.h). */
+int ct_ode_jit(ct_context *ctx, ct_ode *ode, const ct_jit_options *opts) {
+  if (!ode) return CT_ERROR(ctx, CT_ERR_ARG, "ct_ode_jit needs a model (ode is NULL)");
+  if (ode->has_cb) return CT_OK; /* user callbacks: already machine code */
+  ct_fun *const fs[] = {ode->rhs.f, ode->rhs_e.f, ode->jac.f, ode->jvp.f, ode->y0.f,
+                        ode->roots.f};
+  int rc = ct_model_jit_all(ctx, &ode->jit, opts, fs, sizeof fs / sizeof fs[0]);
+  ode->work = max_work(ode);
+  if (rc < 0) return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);
+  return CT_OK;
+}
+
 /* ---- Models from callbacks --------------------------------------------------- */
 
 /* A private copy of the user's n x n CSC pattern, checked: sizes, column
@@ -247,6 +303,7 @@ void ct_ode_free(ct_ode *m) {
   ct_fun_free(m->y0.f);
   ct_fun_free(m->roots.f);
   ct_fun_free(m->rhs_e.f);
+  ct_model_jit_clear(m->ctx, &m->jit);
   ct_sparsity_free(m->ctx, m->pattern);
   ct_free(m->ctx, m);
 }
@@ -362,8 +419,9 @@ static int eval_at(ct_ode_run *r, const ct_bound_fun *b, double t, const double 
 }
 
 /* 0 when all of v is finite; else records which component and returns 1
- * (a recoverable failure: CVODES retries with a smaller step). */
-static int check_finite(ct_ode_run *r, const char *what, const double *v, size_t n, double t) {
+ * (see ode_internal.h). */
+int ct_ode_check_finite(ct_ode_run *r, const char *what, const double *v, size_t n,
+                        double t) {
   for (size_t i = 0; i < n; i++)
     if (!isfinite(v[i])) {
       snprintf(r->cause, sizeof r->cause, "the %s is %s in component %zu at t = %.6g",
@@ -393,7 +451,7 @@ static int rhs_cb(sunrealtype t, N_Vector y, N_Vector ydot, void *ud) {
   } else if (eval_at(r, &r->m->rhs, t, N_VGetArrayPointer(y), NULL, f) < 0) {
     return -1;
   }
-  return check_finite(r, "right-hand side", f, r->m->n, t);
+  return ct_ode_check_finite(r, "right-hand side", f, r->m->n, t);
 }
 
 static int root_cb(sunrealtype t, N_Vector y, sunrealtype *g, void *ud) {
@@ -419,7 +477,7 @@ static int jac_values(ct_ode_run *r, double t, N_Vector y) {
   } else if (eval_at(r, &r->m->jac, t, N_VGetArrayPointer(y), NULL, r->jac_vals) < 0) {
     return -1;
   }
-  return check_finite(r, "Jacobian", r->jac_vals, r->m->pattern->nnz, t);
+  return ct_ode_check_finite(r, "Jacobian", r->jac_vals, r->m->pattern->nnz, t);
 }
 
 /* The Jacobian's nonzeros (CSC order of the pattern) into SUNDIALS'
@@ -483,7 +541,7 @@ static int jtimes_cb(N_Vector v, N_Vector Jv, sunrealtype t, N_Vector y,
                      out) < 0) {
     return -1;
   }
-  return check_finite(r, "Jacobian-vector product", out, r->m->n, t);
+  return ct_ode_check_finite(r, "Jacobian-vector product", out, r->m->n, t);
 }
 
 /* Keeps SUNDIALS' message for the failure report instead of printing it. */
@@ -1239,7 +1297,7 @@ void ct_ode_shared_get(ct_ode_shared *out) {
   out->store_output = store_output;
   out->describe_failure = describe_failure;
   out->eval_at = eval_at;
-  out->check_finite = check_finite;
+  out->check_finite = ct_ode_check_finite;
   out->rhs = rhs_cb;
   out->root = root_cb;
   out->jac = jac_cb;

@@ -21,7 +21,31 @@ typedef struct ct_bound_fun {
   long t, y, p, dy;
 } ct_bound_fun;
 
-/* The model: immutable once ct_ode_new returns. */
+/* Whether a model's functions are compiled (ct_ode_jit, ct_dae_jit) and
+ * with which options; `cc` and `cflags` are the model's own copies, which
+ * opts points to. Zeroed: interpreted. */
+typedef struct ct_model_jit {
+  int on;
+  ct_jit_options opts;
+  char *cc, *cflags;
+} ct_model_jit;
+
+/* Compiles f with the model's options when the model is compiled (j->on);
+ * CT_OK and nothing done otherwise. For the functions that sensitivity
+ * and adjoint problems build from a model, before they size their work. */
+int ct_model_jit_fun(ct_context *ctx, const ct_model_jit *j, ct_fun *f);
+
+/* Compiles the model functions fs[0..n) (NULL entries skipped) and, once
+ * all are compiled, records opts (NULL: defaults) in *j. The first that
+ * stays on the interpreter (no compiler: one warning) ends it: the model
+ * stays interpreted, j->on 0, CT_OK. A second call does nothing. */
+int ct_model_jit_all(ct_context *ctx, ct_model_jit *j, const ct_jit_options *opts,
+                     ct_fun *const *fs, size_t n);
+
+/* Frees the copies *j holds and zeroes it. */
+void ct_model_jit_clear(ct_context *ctx, ct_model_jit *j);
+
+/* The model: immutable once ct_ode_new returns (but for ct_ode_jit). */
 struct ct_ode {
   ct_context *ctx;
   size_t n, np, nroots;
@@ -33,6 +57,7 @@ struct ct_ode {
   int has_cb;           /* 1: a callback model (ct_ode_new_callbacks): the
                            ct_bound_fun members are empty, cb holds it */
   ct_ode_callbacks cb;  /* its jac_pattern is `pattern` */
+  ct_model_jit jit;     /* compiled by ct_ode_jit */
 };
 
 /* CT_OK for a model made of AD functions; for a callback model,
@@ -59,6 +84,12 @@ typedef struct ct_ode_run {
  * met a guard that flipped at time t (ct_fun_eval returned CT_RETRACE): the
  * solve then stops with CT_ERR_SOLVER rather than follow a stale branch. */
 void ct_ode_retrace_cause(ct_ode_run *r, const char *what, double t);
+
+/* 0 when the n numbers v are finite; else records in r->cause that `what`
+ * (e.g. "Jacobian") is NaN or infinite in which component at t, and
+ * returns 1 (recoverable: CVODES retries with a smaller step). */
+int ct_ode_check_finite(ct_ode_run *r, const char *what, const double *v, size_t n,
+                        double t);
 
 /* A user callback's return value `rc` for CVODES (callback models): 0
  * stays 0; otherwise r->cause names the callback `name` and the time t, and

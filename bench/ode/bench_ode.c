@@ -4,13 +4,14 @@
  *             [--reps N] [--case NAME]... [--no-scipy] [--fsa-max NP]
  *             [--cd-max NP] [--grad-max NP] [--grad-np NP]
  *
- * 1. Simulation (CVODES BDF, same tolerances) with the AD Jacobian
- *    (ct_ode_new), a hand-written Jacobian (ct_ode_new_callbacks: dense for
- *    the small cases, CSC + KLU for the networks) and CVODES' dense
- *    difference-quotient Jacobian (f only). The three final states must
- *    agree.
- * 2. Gradients of J = w^T y(T) with respect to the first np parameters:
- *    adjoint (ct_asa_solve), forward sensitivities (ct_fsa_solve, then
+ * 1. Simulation (CVODES BDF, same tolerances) with the AD model compiled
+ *    (ct_ode_new + ct_ode_jit), the same AD model on the interpreter, a
+ *    hand-written Jacobian (ct_ode_new_callbacks: dense for the small
+ *    cases, CSC + KLU for the networks) and CVODES' dense
+ *    difference-quotient Jacobian (f only). The final states must agree
+ *    (compiled and interpreted AD: to the bit).
+ * 2. Gradients of J = w^T y(T) with respect to the first np parameters,
+ *    on the compiled AD model (its VJPs and JVPs compiled too): adjoint (ct_asa_solve), forward sensitivities (ct_fsa_solve, then
  *    w^T dy(T)/dp) and central differences (2 np simulations; timed on at
  *    most --cd-max parameters and scaled to np), each as time / simulation
  *    time. Adjoint and forward gradients must agree, and central
@@ -155,28 +156,33 @@ static double objective(const ode_case *c, const double *yT) {
 
 /* ---- 1. Simulation: AD vs hand-written vs difference quotients --------------------- */
 
-enum { M_AD, M_HAND, M_DQ, N_MODELS };
-static const char *const model_names[N_MODELS] = {"ad", "hand", "dq"};
+enum { M_AD, M_AD_INTERP, M_HAND, M_DQ, N_MODELS };
+static const char *const model_names[N_MODELS] = {"ad", "ad_interp", "hand", "dq"};
 
-/* The three models of a case, with all parameters. */
-static int build_models(ct_context *ctx, ode_case *c, ct_ode *m[N_MODELS]) {
+/* The models of a case, with all parameters; the AD model compiled
+ * (ct_ode_jit, its time in *jit_s: a compile, or a load from the cache). */
+static int build_models(ct_context *ctx, ode_case *c, ct_ode *m[N_MODELS], double *jit_s) {
   ct_fun *rhs = NULL;
   int rc = ode_case_trace(ctx, c, c->np, &rhs);
   if (rc == CT_OK) rc = ct_ode_new(ctx, rhs, NULL, NULL, &m[M_AD]);
+  if (rc == CT_OK) rc = ct_ode_new(ctx, rhs, NULL, NULL, &m[M_AD_INTERP]);
   ct_fun_free(rhs);
+  double t0 = now_s();
+  if (rc == CT_OK) rc = ct_ode_jit(ctx, m[M_AD], NULL);
+  *jit_s = now_s() - t0;
   if (rc == CT_OK) rc = ode_case_hand_model(ctx, c, 0, &m[M_HAND]);
   if (rc == CT_OK) rc = ode_case_hand_model(ctx, c, 1, &m[M_DQ]);
   return rc;
 }
 
-/* Interleaved rounds (AD, hand, DQ) so that load changes hit all three;
- * medians into the report, solutions compared. */
+/* Interleaved rounds (AD compiled, AD interpreted, hand, DQ) so that load
+ * changes hit all; medians into the report, solutions compared. */
 static int bench_simulation(ct_context *ctx, ode_case *c, const options *o, report *r) {
-  ct_ode *m[N_MODELS] = {NULL, NULL, NULL};
-  double *yT = calloc(N_MODELS * c->n, sizeof *yT);
+  ct_ode *m[N_MODELS] = {NULL, NULL, NULL, NULL};
+  double *yT = calloc(N_MODELS * c->n, sizeof *yT), jit_s = NAN;
   double times[N_MODELS][32];
   ct_ode_stats st[N_MODELS];
-  int reps = o->smoke ? 1 : o->reps, rc = yT ? build_models(ctx, c, m) : CT_ERR_NOMEM;
+  int reps = o->smoke ? 1 : o->reps, rc = yT ? build_models(ctx, c, m, &jit_s) : CT_ERR_NOMEM;
   if (rc != CT_OK) fprintf(stderr, "bench_ode: %s: models: %s\n", c->name, ct_errmsg(ctx));
   for (int i = 0; rc == CT_OK && !o->smoke && i < N_MODELS; i++) { /* warm-up, not timed */
     ct_ode_linsol ls = i == M_DQ ? CT_LINSOL_DENSE : ode_case_linsol(c);
@@ -197,18 +203,25 @@ static int bench_simulation(ct_context *ctx, ode_case *c, const options *o, repo
       snprintf(metric, sizeof metric, "jac_evals_%s", model_names[i]);
       add_row(r, c->name, metric, (double)st[i].jac_evals, "");
     }
+    add_row(r, c->name, "jit_time", jit_s, "s");
     add_row(r, c->name, "ratio_ad_over_hand",
             get_row(r, c->name, "sim_time_ad") / get_row(r, c->name, "sim_time_hand"), "x");
+    add_row(r, c->name, "ratio_interp_over_jit",
+            get_row(r, c->name, "sim_time_ad_interp") / get_row(r, c->name, "sim_time_ad"),
+            "x");
     add_row(r, c->name, "ratio_dq_over_ad",
             get_row(r, c->name, "sim_time_dq") / get_row(r, c->name, "sim_time_ad"), "x");
     double d_hand = rel_diff(yT + M_HAND * c->n, yT, c->n);
     double d_dq = rel_diff(yT + M_DQ * c->n, yT, c->n);
+    int same_bits = !memcmp(yT + M_AD_INTERP * c->n, yT, c->n * sizeof *yT);
     add_row(r, c->name, "yT_diff_hand_vs_ad", d_hand, "rel");
     add_row(r, c->name, "yT_diff_dq_vs_ad", d_dq, "rel");
     add_row(r, c->name, "objective", objective(c, yT), "");
     memcpy(c->yT, yT, c->n * sizeof *yT);
     check(r, d_hand <= SIM_AGREE, c->name, "y(T) hand vs AD", d_hand, SIM_AGREE);
     check(r, d_dq <= SIM_AGREE, c->name, "y(T) DQ vs AD", d_dq, SIM_AGREE);
+    check(r, same_bits, c->name, "y(T) AD interpreter vs compiled, bits differ",
+          rel_diff(yT + M_AD_INTERP * c->n, yT, c->n), 0);
   }
   for (int i = 0; i < N_MODELS; i++) ct_ode_free(m[i]);
   free(yT);
@@ -376,6 +389,7 @@ static int bench_gradients(ct_context *ctx, const ode_case *c, size_t np, const 
   g.g_cd = calloc(np, sizeof *g.g_cd);
   int rc = g.g_adj && g.g_fsa && g.g_cd ? ode_case_trace(ctx, c, np, &rhs) : CT_ERR_NOMEM;
   if (rc == CT_OK) rc = ct_ode_new(ctx, rhs, NULL, NULL, &g.ode);
+  if (rc == CT_OK) rc = ct_ode_jit(ctx, g.ode, NULL);
   if (rc == CT_OK) rc = time_simulation(&g);
   if (rc == CT_OK) rc = time_adjoint(&g);
   if (rc == CT_OK) rc = time_fsa(&g);
@@ -524,11 +538,13 @@ static void cell(char *buf, size_t size, double v, const char *fmt) {
 
 static void md_simulation(FILE *f, const report *r, ode_case *cases, size_t n) {
   fprintf(f, "### Simulation (CVODES BDF): AD Jacobian vs hand-written vs difference quotients\n\n"
-             "| case | n | AD | hand | DQ (dense) | AD/hand | DQ/AD | steps | y(T) diff hand, DQ | SciPy BDF | SciPy/AD |\n"
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+             "AD: the model compiled by ct_ode_jit (JIT: its compile or cache-load time, once); "
+             "AD (interpreter): the same model not compiled.\n\n"
+             "| case | n | AD | AD (interpreter) | JIT | hand | DQ (dense) | AD/hand | DQ/AD | steps | y(T) diff hand, DQ | SciPy BDF | SciPy/AD |\n"
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (size_t i = 0; i < n; i++) {
     const char *c = cases[i].name;
-    char v[9][32];
+    char v[11][32];
     cell(v[0], 32, get_row(r, c, "sim_time_ad") * 1e3, "%.2f ms");
     cell(v[1], 32, get_row(r, c, "sim_time_hand") * 1e3, "%.2f ms");
     cell(v[2], 32, get_row(r, c, "sim_time_dq") * 1e3, "%.2f ms");
@@ -538,8 +554,11 @@ static void md_simulation(FILE *f, const report *r, ode_case *cases, size_t n) {
     cell(v[6], 32, get_row(r, c, "yT_diff_dq_vs_ad"), "%.1e");
     cell(v[7], 32, get_row(r, c, "scipy_sim_time") * 1e3, "%.1f ms");
     cell(v[8], 32, get_row(r, c, "ratio_scipy_over_ad"), "%.1fx");
-    fprintf(f, "| %s | %zu | %s | %s | %s | %s | %s | %.0f | %s, %s | %s | %s |\n", c, cases[i].n,
-            v[0], v[1], v[2], v[3], v[4], get_row(r, c, "steps_ad"), v[5], v[6], v[7], v[8]);
+    cell(v[9], 32, get_row(r, c, "sim_time_ad_interp") * 1e3, "%.2f ms");
+    cell(v[10], 32, get_row(r, c, "jit_time"), "%.2f s");
+    fprintf(f, "| %s | %zu | %s | %s | %s | %s | %s | %s | %s | %.0f | %s, %s | %s | %s |\n", c,
+            cases[i].n, v[0], v[9], v[10], v[1], v[2], v[3], v[4], get_row(r, c, "steps_ad"),
+            v[5], v[6], v[7], v[8]);
   }
 }
 

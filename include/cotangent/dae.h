@@ -36,6 +36,14 @@ typedef struct ct_dae ct_dae;
 int ct_dae_new(ct_context *ctx, const ct_fun *res, const ct_fun *init,
                const ct_fun *roots, ct_dae **out);
 void ct_dae_free(ct_dae *dae);
+/* Compiles every function of the model (residual, dF/dy, dF/dy', JVP,
+ * init, roots) with ct_fun_jit (opts NULL: defaults) and records it, so
+ * that ct_dae_fsa_new, ct_dae_asa_new and ct_dae_asa_new_obs compile the
+ * functions they build with the same options. Bit-identical results;
+ * without a working compiler the model stays interpreted, with one
+ * warning, and CT_OK is returned. Calling it again does nothing. Not
+ * thread-safe: call it right after ct_dae_new, before any solve. */
+int ct_dae_jit(ct_context *ctx, ct_dae *dae, const ct_jit_options *opts);
 size_t ct_dae_n_states(const ct_dae *dae);
 size_t ct_dae_n_params(const ct_dae *dae);
 size_t ct_dae_n_roots(const ct_dae *dae);

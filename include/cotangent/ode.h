@@ -37,6 +37,17 @@ int ct_ode_new(ct_context *ctx, const ct_fun *rhs, const ct_fun *y0,
                const ct_fun *roots, ct_ode **out);
 void ct_ode_free(ct_ode *ode);
 
+/* Compiles every function of an AD model (right-hand side or its split
+ * parts, Jacobian, JVP, y0, roots) with ct_fun_jit (opts NULL: defaults)
+ * and records it, so that ct_fsa_new, ct_asa_new, ct_asa_new_obs and
+ * ct_asa2_new compile the functions they build with the same options.
+ * Results are bit-identical to the interpreter. Without a working compiler
+ * the model stays interpreted, with one warning, and CT_OK is returned. A
+ * callback model: CT_OK, nothing to do. Calling it again does nothing.
+ * Not thread-safe: call it right after ct_ode_new, before the model is
+ * used by a solve or shared with sensitivity or adjoint problems. */
+int ct_ode_jit(ct_context *ctx, ct_ode *ode, const ct_jit_options *opts);
+
 /* A model from user C callbacks, for codes with their own kernels. Every
  * callback gets the user data `ud` and returns 0 on success; a positive
  * value is a recoverable failure (CVODES retries with a smaller step), a

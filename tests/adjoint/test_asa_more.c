@@ -711,9 +711,170 @@ static void test_max_checkpoints(void **state) {
   ct_context_free(ctx);
 }
 
+/* ---- Compiled models (ct_ode_jit) ------------------------------------------------ */
+
+/* Counts the JIT's info lines: one per function compiled or loaded. */
+static void count_jit_lines(void *ud, ct_log_level level, const char *message) {
+  if (level == CT_LOG_INFO && strncmp(message, "jit: ", 5) == 0) ++*(int *)ud;
+}
+
+/* Counts, through the log, the functions `build` compiles. */
+typedef struct jit_counter {
+  ct_context *ctx;
+  int lines;
+} jit_counter;
+static void jit_count_start(jit_counter *c, ct_context *ctx) {
+  c->ctx = ctx;
+  c->lines = 0;
+  ct_context_set_log_fn(ctx, count_jit_lines, &c->lines);
+  ct_context_set_log_level(ctx, CT_LOG_INFO);
+}
+static int jit_count_stop(jit_counter *c) {
+  ct_context_set_log_fn(c->ctx, NULL, NULL);
+  ct_context_set_log_level(c->ctx, CT_LOG_WARNING);
+  return c->lines;
+}
+
+/* Two gradients of the same run (interpreted, compiled) are the same to
+ * the bit, and so are their statistics. */
+static void expect_same_asa_bits(const ct_asa_result *a, const ct_asa_result *b) {
+  assert_true(a->backward_done && b->backward_done);
+  assert_memory_equal(&a->value, &b->value, sizeof a->value);
+  assert_memory_equal(a->dJdp, b->dJdp, a->np * sizeof *a->dJdp);
+  assert_memory_equal(a->dJdy0, b->dJdy0, a->n * sizeof *a->dJdy0);
+  assert_memory_equal(&a->ode.stats, &b->ode.stats, sizeof a->ode.stats);
+  assert_memory_equal(&a->stats_b, &b->stats_b, sizeof a->stats_b);
+  assert_int_equal(a->quad_evals_b, b->quad_evals_b);
+}
+
+/* The Robertson adjoint of cvsRoberts_ASAi (dense, KLU and GMRES backward)
+ * and the Lotka–Volterra observation misfit, interpreted and on compiled
+ * models: ct_asa_new and ct_asa_new_obs compile their VJPs, and every
+ * gradient is the interpreter's to the bit. */
+static void test_jit_gradients_bitwise(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  const ct_ode_linsol bwd[3] = {CT_LINSOL_DENSE, CT_LINSOL_KLU, CT_LINSOL_GMRES};
+  ct_ode *m[2] = {new_model(ctx, ct_robertson_rhs_p(ctx)),
+                  new_model(ctx, ct_robertson_rhs_p(ctx))};
+  jit_counter c;
+  jit_count_start(&c, ctx);
+  assert_int_equal(ct_ode_jit(ctx, m[1], NULL), CT_OK);
+  assert_int_equal(jit_count_stop(&c), 3); /* f, its Jacobian, its JVP */
+  ct_fun *g = ct_robertson_g(ctx);
+  ct_asa *a[2] = {NULL, NULL};
+  for (int k = 0; k < 2; k++) {
+    jit_count_start(&c, ctx);
+    assert_int_equal(ct_asa_new(ctx, m[k], g, NULL, &a[k]), CT_OK);
+    assert_int_equal(jit_count_stop(&c), k ? 2 : 0); /* VJPs of f and g */
+  }
+  for (int b = 0; b < 3; b++) {
+    ct_asa_options o = roberts_options(CT_LINSOL_DENSE, bwd[b]);
+    ct_asa_result *r[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++)
+      assert_int_equal(ct_asa_solve(ctx, a[k], rob_p, rob_y0, 0.0, 4e7, &o, &r[k]), CT_OK);
+    expect_same_asa_bits(r[0], r[1]);
+    for (int k = 0; k < 2; k++) ct_asa_result_free(ctx, r[k]);
+  }
+  for (int k = 0; k < 2; k++) {
+    ct_asa_free(a[k]);
+    ct_ode_free(m[k]);
+  }
+  ct_fun_free(g);
+
+  ct_fun *h = lv_misfit(ctx);
+  double t_obs[N_OBS], data[2 * N_OBS];
+  ct_asa_result *r[2] = {NULL, NULL};
+  for (int k = 0; k < 2; k++) {
+    ct_ode *lv = new_model(ctx, ct_lotka_volterra(ctx));
+    if (k) assert_int_equal(ct_ode_jit(ctx, lv, NULL), CT_OK);
+    lv_data(ctx, lv, t_obs, data);
+    ct_asa *ah = NULL;
+    assert_int_equal(ct_asa_new_obs(ctx, lv, NULL, NULL, h, &ah), CT_OK);
+    ct_asa_options o = tight();
+    o.t_obs = t_obs;
+    o.n_obs = N_OBS;
+    o.obs_data = data;
+    o.obs_dim = 2;
+    assert_int_equal(ct_asa_solve(ctx, ah, lv_p, lv_y0, 0.0, lv_T, &o, &r[k]), CT_OK);
+    ct_asa_free(ah);
+    ct_ode_free(lv);
+  }
+  expect_same_asa_bits(r[0], r[1]);
+  for (int k = 0; k < 2; k++) ct_asa_result_free(ctx, r[k]);
+  ct_fun_free(h);
+  ct_context_free(ctx);
+}
+
+/* Second-order adjoints (ct_asa2_new) on a compiled Lotka–Volterra model:
+ * its forward-over-reverse products are compiled and H u, dJ/dp are the
+ * interpreter's to the bit. */
+static void test_jit_hessian_bitwise(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_fun *g = NULL, *phi = NULL;
+  lv_objective(ctx, &g, &phi);
+  const double u[4] = {0.3, -1.0, 0.5, 2.0};
+  ct_asa_hvp_result *r[2] = {NULL, NULL};
+  for (int k = 0; k < 2; k++) {
+    ct_ode *m = new_model(ctx, ct_lotka_volterra(ctx));
+    if (k) assert_int_equal(ct_ode_jit(ctx, m, NULL), CT_OK);
+    ct_asa2 *a2 = NULL;
+    jit_counter c;
+    jit_count_start(&c, ctx);
+    assert_int_equal(ct_asa2_new(ctx, m, g, phi, &a2), CT_OK);
+    assert_int_equal(jit_count_stop(&c), k ? 5 : 0); /* sens, f, jac_b, g, phi */
+    ct_asa_options o = tight();
+    assert_int_equal(ct_asa_hvp(ctx, a2, lv_p, lv_y0, 0.0, 5.0, u, &o, &r[k]), CT_OK);
+    ct_asa2_free(a2);
+    ct_ode_free(m);
+  }
+  assert_true(r[0]->backward_done && r[1]->backward_done);
+  assert_memory_equal(r[0]->Hu, r[1]->Hu, 4 * sizeof *r[0]->Hu);
+  assert_memory_equal(r[0]->dJdp, r[1]->dJdp, 4 * sizeof *r[0]->dJdp);
+  assert_memory_equal(r[0]->dJdy0_u, r[1]->dJdy0_u, 2 * sizeof *r[0]->dJdy0_u);
+  assert_memory_equal(r[0]->s_T, r[1]->s_T, 2 * sizeof *r[0]->s_T);
+  assert_memory_equal(&r[0]->stats_b, &r[1]->stats_b, sizeof r[0]->stats_b);
+  for (int k = 0; k < 2; k++) ct_asa_hvp_result_free(ctx, r[k]);
+  ct_fun_free(g);
+  ct_fun_free(phi);
+  ct_context_free(ctx);
+}
+
+/* A compiled model's adjoint under every allocation failure (ud: f, g,
+ * phi, traced beforehand). */
+static int jit_asa_solve(ct_context *ctx, void *ud) {
+  ct_fun *const *fs = ud;
+  ct_ode *m = NULL;
+  ct_asa *a = NULL;
+  ct_asa_result *r = NULL;
+  ct_asa_options o = ct_asa_default_options();
+  int rc = ct_ode_new(ctx, fs[0], NULL, NULL, &m);
+  if (rc == CT_OK) rc = ct_ode_jit(ctx, m, NULL);
+  if (rc == CT_OK) rc = ct_asa_new(ctx, m, fs[1], fs[2], &a);
+  if (rc == CT_OK) rc = ct_asa_solve(ctx, a, lv_p, lv_y0, 0.0, 1.0, &o, &r);
+  ct_asa_result_free(ctx, r);
+  ct_asa_free(a);
+  ct_ode_free(m);
+  return rc;
+}
+
+static void test_jit_fault_injection(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_fun *fs[3] = {ct_lotka_volterra(ctx), NULL, NULL};
+  lv_objective(ctx, &fs[1], &fs[2]);
+  assert_true(ct_test_fault_sweep(jit_asa_solve, fs) > 20);
+  for (int i = 0; i < 3; i++) ct_fun_free(fs[i]);
+  ct_context_free(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_backward_solvers_agree),
+      cmocka_unit_test(test_jit_gradients_bitwise),
+      cmocka_unit_test(test_jit_hessian_bitwise),
+      cmocka_unit_test(test_jit_fault_injection),
       cmocka_unit_test(test_roberts_klu_reference),
       cmocka_unit_test(test_obs_data_misfit),
       cmocka_unit_test(test_obs_data_errors),

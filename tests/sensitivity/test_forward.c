@@ -1355,11 +1355,96 @@ static void test_threads(void **state) {
   ct_context_free(ctx);
 }
 
+/* ---- Compiled models (ct_ode_jit) ------------------------------------------------------ */
+
+/* Counts the JIT's info lines ("jit: ... compiled" or "loaded from the
+ * cache"): one per function compiled. */
+static void count_jit_lines(void *ud, ct_log_level level, const char *message) {
+  if (level == CT_LOG_INFO && strncmp(message, "jit: ", 5) == 0) ++*(int *)ud;
+}
+
+/* Forward sensitivities of a model (rhs, init) on the interpreter or
+ * compiled (jit); *n_jit counts the functions ct_fsa_new compiled. */
+static ct_fsa_result *fsa_run_model(ct_context *ctx, const ct_fun *rhs, const ct_fun *init,
+                                    int jit, ct_fsa_corrector corrector, int *n_jit) {
+  int lines = 0;
+  ct_context_set_log_fn(ctx, count_jit_lines, &lines);
+  ct_context_set_log_level(ctx, CT_LOG_INFO);
+  ct_ode *ode = NULL;
+  ct_fsa *fsa = NULL;
+  assert_int_equal(ct_ode_new(ctx, rhs, init, NULL, &ode), CT_OK);
+  if (jit) assert_int_equal(ct_ode_jit(ctx, ode, NULL), CT_OK);
+  int before = lines;
+  assert_int_equal(ct_fsa_new(ctx, ode, NULL, 0, &fsa), CT_OK);
+  *n_jit = lines - before;
+  double p[4] = {0.04, 1.0e4, 3.0e7, 0}, y0[3] = {1, 0, 0}, atol[3] = {1e-8, 1e-14, 1e-6};
+  double tout[13] = {0, 0.4}, tout_init[5] = {0, 0.5, 1, 3, 6};
+  for (int k = 2; k < 13; k++) tout[k] = tout[k - 1] * 10;
+  ct_fsa_options o = ct_fsa_default_options();
+  o.corrector = corrector;
+  if (!init) o.ode.rtol = 1e-4, o.ode.atol_v = atol;
+  else p[0] = 0.7, p[1] = 0.3, p[2] = 1.2, p[3] = -0.5;
+  ct_fsa_result *res = NULL;
+  int rc = init ? ct_fsa_solve(ctx, fsa, p, NULL, tout_init, 5, &o, &res)
+                : ct_fsa_solve(ctx, fsa, p, y0, tout, 13, &o, &res);
+  assert_int_equal(rc, CT_OK);
+  ct_fsa_free(fsa);
+  ct_ode_free(ode);
+  ct_context_set_log_fn(ctx, NULL, NULL);
+  ct_context_set_log_level(ctx, CT_LOG_WARNING);
+  return res;
+}
+
+/* The same run, interpreted and compiled, is the same to the bit. */
+static void expect_same_fsa_bits(const ct_fsa_result *a, const ct_fsa_result *b, size_t n) {
+  size_t ns = a->n_params;
+  assert_int_equal(a->ode.n_out, b->ode.n_out);
+  assert_int_equal(a->n_params, b->n_params);
+  assert_memory_equal(a->ode.y, b->ode.y, a->ode.n_out * n * sizeof *a->ode.y);
+  assert_memory_equal(a->s, b->s, a->ode.n_out * ns * n * sizeof *a->s);
+  assert_memory_equal(&a->ode.stats, &b->ode.stats, sizeof a->ode.stats);
+  assert_int_equal(a->stats.sens_rhs_evals, b->stats.sens_rhs_evals);
+  assert_int_equal(a->stats.nonlin_iters, b->stats.nonlin_iters);
+}
+
+/* cvsRoberts_FSA_dns (both correctors) and a model with y0(p) on compiled
+ * models: ct_fsa_new compiles its JVPs too, and every sensitivity is the
+ * interpreter's to the bit. */
+static void test_jit_bitwise(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_fun *rob = ct_robertson_rhs_p(ctx), *rhs, *init;
+  initial_value_model(ctx, &rhs, &init);
+  const ct_fsa_corrector corr[2] = {CT_FSA_SIMULTANEOUS, CT_FSA_STAGGERED1};
+  for (int c = 0; c < 2; c++) {
+    int n0, n1;
+    ct_fsa_result *a = fsa_run_model(ctx, rob, NULL, 0, corr[c], &n0);
+    ct_fsa_result *b = fsa_run_model(ctx, rob, NULL, 1, corr[c], &n1);
+    assert_int_equal(n0, 0);
+    assert_int_equal(n1, 2); /* all 3 directions, and 1 (STAGGERED1) */
+    expect_same_fsa_bits(a, b, 3);
+    ct_fsa_result_free(ctx, a);
+    ct_fsa_result_free(ctx, b);
+  }
+  int n0, n1;
+  ct_fsa_result *a = fsa_run_model(ctx, rhs, init, 0, CT_FSA_SIMULTANEOUS, &n0);
+  ct_fsa_result *b = fsa_run_model(ctx, rhs, init, 1, CT_FSA_SIMULTANEOUS, &n1);
+  assert_int_equal(n1, 3); /* all 4 directions, 1, and the JVP of y0(p) */
+  expect_same_fsa_bits(a, b, 2);
+  ct_fsa_result_free(ctx, a);
+  ct_fsa_result_free(ctx, b);
+  ct_fun_free(rob);
+  ct_fun_free(rhs);
+  ct_fun_free(init);
+  ct_context_free(ctx);
+}
+
 /* ---- Fault injection ------------------------------------------------------------------ */
 
 typedef struct sweep_case {
   const ct_fun *rhs, *init;
   ct_fsa_corrector corrector;
+  int jit; /* compile the model (ct_ode_jit) */
 } sweep_case;
 
 /* Builds a model with y0(p), its problem and solves; frees everything. */
@@ -1373,6 +1458,7 @@ static int build_and_solve(ct_context *ctx, void *ud) {
   ct_fsa_options o = ct_fsa_default_options();
   o.corrector = c->corrector;
   int rc = ct_ode_new(ctx, c->rhs, c->init, NULL, &ode);
+  if (rc == CT_OK && c->jit) rc = ct_ode_jit(ctx, ode, NULL);
   if (rc == CT_OK)
     rc = ct_fsa_new(ctx, ode, c->corrector == CT_FSA_STAGGERED1 ? pick : NULL, 3, &fsa);
   if (rc == CT_OK) rc = ct_fsa_solve(ctx, fsa, p, NULL, tout, 3, &o, &res);
@@ -1413,12 +1499,14 @@ static int build_and_solve_callbacks(ct_context *ctx, void *ud) {
 static void test_fault_injection(void **state) {
   (void)state;
   ct_context *ctx = ct_context_new(NULL);
-  sweep_case c = {NULL, NULL, CT_FSA_SIMULTANEOUS};
+  sweep_case c = {NULL, NULL, CT_FSA_SIMULTANEOUS, 0};
   ct_fun *rhs, *init;
   initial_value_model(ctx, &rhs, &init);
   c.rhs = rhs, c.init = init;
   assert_true(ct_test_fault_sweep(build_and_solve, &c) > 30);
   c.corrector = CT_FSA_STAGGERED1;
+  assert_true(ct_test_fault_sweep(build_and_solve, &c) > 30);
+  c.jit = 1; /* a compiled model: its JVPs compiled too */
   assert_true(ct_test_fault_sweep(build_and_solve, &c) > 30);
   for (int dq = 0; dq < 2; dq++)
     assert_true(ct_test_fault_sweep(build_and_solve_callbacks, &dq) > 5);
@@ -1431,6 +1519,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_roberts_simultaneous),
       cmocka_unit_test(test_roberts_staggered1),
+      cmocka_unit_test(test_jit_bitwise),
       cmocka_unit_test(test_lotka_volterra_against_differences),
       cmocka_unit_test(test_initial_values_against_differences),
       cmocka_unit_test(test_exact_and_normalised),

@@ -75,10 +75,11 @@ static void rob_times(double *tout) {
 
 /* The idasRoberts_dns run: consistent initial values given, no calc_ic,
  * roots recorded and integration continued, dense with the AD Jacobian. */
-static ct_dae_result *run_roberts(ct_context *ctx, ct_dae_linsol ls) {
+static ct_dae_result *run_roberts_on(ct_context *ctx, ct_dae_linsol ls, int jit) {
   ct_fun *res = robertson_res(ctx), *roots = ct_robertson_roots(ctx);
   ct_dae *dae = NULL;
   assert_int_equal(ct_dae_new(ctx, res, NULL, roots, &dae), CT_OK);
+  if (jit) assert_int_equal(ct_dae_jit(ctx, dae, NULL), CT_OK);
   ct_fun_free(res);
   ct_fun_free(roots);
   const double y0[3] = {1, 0, 0}, yp0[3] = {-0.04, 0.04, 0};
@@ -95,6 +96,11 @@ static ct_dae_result *run_roberts(ct_context *ctx, ct_dae_linsol ls) {
   if (rc != CT_OK) fail_msg("solve failed: %s", ct_errmsg(ctx));
   ct_dae_free(dae);
   return r;
+}
+
+/* The idasRoberts_dns run on the interpreter. */
+static ct_dae_result *run_roberts(ct_context *ctx, ct_dae_linsol ls) {
+  return run_roberts_on(ctx, ls, 0);
 }
 
 /* The example's lines, our way: outputs and roots in time order. */
@@ -660,17 +666,131 @@ static void test_progress_interrupts(void **state) {
   ct_context_free(ctx);
 }
 
+/* ---- Compiled models (ct_dae_jit) ---------------------------------------------- */
+
+/* Robertson with its rates as parameters p (0.04, 1e4, 3e7), in the order
+ * of robertson_res. */
+static ct_fun *robertson_res_p(ct_context *ctx) {
+  ct_graph *g = ct_graph_new(ctx);
+  ct_var y[3], yp[3], p[3], r[3];
+  ct_graph_input(g, "y", 3, NULL, y);
+  ct_graph_input(g, "yp", 3, NULL, yp);
+  ct_graph_input(g, "p", 3, NULL, p);
+  ct_var r0 = ct_add(ct_mul(y[0], ct_neg(p[0])), ct_mul(ct_mul(y[1], p[1]), y[2]));
+  r[1] = ct_sub(ct_sub(ct_neg(r0), ct_mul(ct_mul(y[1], p[2]), y[1])), yp[1]);
+  r[0] = ct_sub(r0, yp[0]);
+  r[2] = ct_addc(ct_add(ct_add(y[0], y[1]), y[2]), -1.0);
+  ct_graph_output(g, "F", 3, r);
+  return ct_test_finish(g);
+}
+
+/* Counts the JIT's info lines: one per function compiled or loaded. */
+static void count_jit_lines(void *ud, ct_log_level level, const char *message) {
+  if (level == CT_LOG_INFO && strncmp(message, "jit: ", 5) == 0) ++*(int *)ud;
+}
+
+/* Two runs of the same problem are the same to the bit. */
+static void expect_same_dae_bits(const ct_dae_result *a, const ct_dae_result *b) {
+  assert_int_equal(a->n_out, b->n_out);
+  assert_memory_equal(a->t, b->t, a->n_out * sizeof *a->t);
+  assert_memory_equal(a->y, b->y, a->n_out * a->n * sizeof *a->y);
+  assert_memory_equal(a->yp, b->yp, a->n_out * a->n * sizeof *a->yp);
+  assert_memory_equal(&a->stats, &b->stats, sizeof a->stats);
+}
+
+/* idasRoberts_dns on a compiled model (dense, KLU): the
+ * interpreter's run to the bit, so SUNDIALS' printed lines too. */
+static void test_jit_roberts_bitwise(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  const ct_dae_linsol ls[2] = {CT_DAE_LINSOL_DENSE, CT_DAE_LINSOL_KLU};
+  for (int k = 0; k < 2; k++) {
+    ct_dae_result *a = run_roberts_on(ctx, ls[k], 0), *b = run_roberts_on(ctx, ls[k], 1);
+    expect_same_dae_bits(a, b);
+    ct_dae_result_free(ctx, a);
+    ct_dae_result_free(ctx, b);
+  }
+  assert_int_equal(ct_dae_jit(ctx, NULL, NULL), CT_ERR_ARG);
+  ct_context_free(ctx);
+}
+
+/* DAE forward sensitivities and the DAE adjoint of ∫ y3 dt on a compiled
+ * model: the functions ct_dae_fsa_new and ct_dae_asa_new build are
+ * compiled too, and the results are the interpreter's to the bit. */
+static void test_jit_sensitivities_bitwise(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_fun *res = robertson_res_p(ctx), *g = ct_robertson_g(ctx);
+  const double p[3] = {0.04, 1e4, 3e7}, y0[3] = {1, 0, 0}, yp0[3] = {-0.04, 0.04, 0};
+  const double tout[4] = {0, 0.4, 4, 40};
+  ct_dae_fsa_result *fr[2] = {NULL, NULL};
+  ct_dae_asa_result *ar[2] = {NULL, NULL};
+  for (int k = 0; k < 2; k++) {
+    ct_dae *dae = NULL;
+    ct_dae_fsa *fsa = NULL;
+    ct_dae_asa *asa = NULL;
+    assert_int_equal(ct_dae_new(ctx, res, NULL, NULL, &dae), CT_OK);
+    if (k) assert_int_equal(ct_dae_jit(ctx, dae, NULL), CT_OK);
+    int lines = 0;
+    ct_context_set_log_fn(ctx, count_jit_lines, &lines);
+    ct_context_set_log_level(ctx, CT_LOG_INFO);
+    assert_int_equal(ct_dae_fsa_new(ctx, dae, NULL, 0, &fsa), CT_OK);
+    assert_int_equal(lines, k ? 1 : 0); /* the sensitivity residual */
+    assert_int_equal(ct_dae_asa_new(ctx, dae, g, NULL, &asa), CT_OK);
+    assert_int_equal(lines, k ? 6 : 0); /* F's two VJPs, g's, dF/dy, dF/dy' */
+    ct_context_set_log_fn(ctx, NULL, NULL);
+    ct_context_set_log_level(ctx, CT_LOG_WARNING);
+    ct_dae_fsa_options fo = ct_dae_fsa_default_options();
+    fo.dae.rtol = 1e-6;
+    fo.dae.atol_v = rob_atol;
+    assert_int_equal(ct_dae_fsa_solve(ctx, fsa, p, y0, yp0, tout, 4, &fo, &fr[k]), CT_OK);
+    ct_dae_asa_options ao = ct_dae_asa_default_options();
+    ao.dae.rtol = 1e-6;
+    ao.dae.atol_v = rob_atol;
+    ao.dae.calc_ic = 0;
+    ao.dae.max_steps = 2500;
+    ao.max_steps_b = 1000;
+    if (ct_dae_asa_solve(ctx, asa, p, y0, yp0, 0, 40, &ao, &ar[k]) != CT_OK)
+      fail_msg("adjoint: %s", ct_errmsg(ctx));
+    ct_dae_fsa_free(fsa);
+    ct_dae_asa_free(asa);
+    ct_dae_free(dae);
+  }
+  expect_same_dae_bits(fr[0]->dae, fr[1]->dae);
+  size_t ns = 4 * 3 * 3;
+  assert_memory_equal(fr[0]->s, fr[1]->s, ns * sizeof *fr[0]->s);
+  assert_memory_equal(fr[0]->sp, fr[1]->sp, ns * sizeof *fr[0]->sp);
+  assert_int_equal(fr[0]->sens_res_evals, fr[1]->sens_res_evals);
+  assert_true(ar[0]->backward_done && ar[1]->backward_done);
+  assert_memory_equal(&ar[0]->value, &ar[1]->value, sizeof ar[0]->value);
+  assert_memory_equal(ar[0]->dJdp, ar[1]->dJdp, 3 * sizeof *ar[0]->dJdp);
+  assert_memory_equal(ar[0]->lambda0, ar[1]->lambda0, 3 * sizeof *ar[0]->lambda0);
+  assert_memory_equal(&ar[0]->stats_b, &ar[1]->stats_b, sizeof ar[0]->stats_b);
+  for (int k = 0; k < 2; k++) {
+    ct_dae_fsa_result_free(ctx, fr[k]);
+    ct_dae_asa_result_free(ctx, ar[k]);
+  }
+  ct_fun_free(res);
+  ct_fun_free(g);
+  ct_context_free(ctx);
+}
+
 /* Builds both functions before the sweep so that only the model and the
  * solve see injected failures. */
 typedef struct fault_funs {
   ct_fun *res, *roots;
+  int jit; /* compile the model (ct_dae_jit) */
 } fault_funs;
 
 static int fault_solve(ct_context *ctx, void *ud) {
   fault_funs *f = ud;
   ct_dae *dae = NULL;
   int rc = ct_dae_new(ctx, f->res, NULL, f->roots, &dae);
-  if (rc < 0) return rc;
+  if (rc == CT_OK && f->jit) rc = ct_dae_jit(ctx, dae, NULL);
+  if (rc < 0) {
+    ct_dae_free(dae);
+    return rc;
+  }
   const double y0[3] = {1, 0, 0}, tout[3] = {0, 0.4, 4};
   ct_dae_options o = ct_dae_default_options();
   o.stop_at_roots = 0;
@@ -706,10 +826,12 @@ static int fault_solve_dense(ct_context *ctx, void *ud) {
 static void test_fault_injection(void **state) {
   (void)state;
   ct_context *fctx = ct_context_new(NULL);
-  fault_funs f = {robertson_res(fctx), ct_robertson_roots(fctx)};
+  fault_funs f = {robertson_res(fctx), ct_robertson_roots(fctx), 0};
   long n = ct_test_fault_sweep(fault_solve, &f);
   assert_true(n > 10);
   assert_true(ct_test_fault_sweep(fault_solve_dense, &f) > n);
+  f.jit = 1;
+  assert_true(ct_test_fault_sweep(fault_solve, &f) > n);
   ct_fun_free(f.res);
   ct_fun_free(f.roots);
   ct_context_free(fctx);
@@ -727,6 +849,8 @@ int main(void) {
       cmocka_unit_test(test_dense_output_same_steps),
       cmocka_unit_test(test_dense_output_between_outputs),
       cmocka_unit_test(test_progress_interrupts),
+      cmocka_unit_test(test_jit_roberts_bitwise),
+      cmocka_unit_test(test_jit_sensitivities_bitwise),
       cmocka_unit_test(test_fault_injection),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,7 @@
 #include "cotangent/ode.h"
 #include "ct_test.h"
 #include "ct_models.h"
+#include "../../solvers/ode_internal.h" /* to check the backends of a compiled model */
 
 /* ---- Models ------------------------------------------------------------------ */
 
@@ -857,6 +858,128 @@ static int build_and_solve_progress(ct_context *ctx, void *ud) {
   return rc;
 }
 
+/* ---- Compiled models (ct_ode_jit) --------------------------------------------- */
+
+/* Counts the warnings logged (ct_context_set_log_fn). */
+/* A callback right-hand side f = -y (ct_ode_jit has nothing to compile). */
+static int lv_cb_f(double t, const double *y, const double *p, double *f, void *ud) {
+  (void)t, (void)p, (void)ud;
+  f[0] = -y[0];
+  return 0;
+}
+
+static void count_warnings(void *ud, ct_log_level level, const char *message) {
+  (void)message;
+  if (level == CT_LOG_WARNING) ++*(int *)ud;
+}
+
+/* Two results of the same run are the same to the bit: times, states,
+ * statistics. */
+static void expect_bitwise_same(const ct_ode_result *a, const ct_ode_result *b, size_t n) {
+  assert_int_equal(a->n_out, b->n_out);
+  assert_memory_equal(a->t, b->t, a->n_out * sizeof *a->t);
+  assert_memory_equal(a->y, b->y, a->n_out * n * sizeof *a->y);
+  assert_memory_equal(&a->stats, &b->stats, sizeof a->stats);
+}
+
+/* The cvsRoberts_dns run on a compiled model: every function is compiled,
+ * SUNDIALS' printed digits and statistics are reproduced, and the result is
+ * bitwise the interpreter's, with the dense Jacobian and with GMRES (JVP). */
+static void test_jit_robertson_reference(void **state) {
+  (void)state;
+  ct_ref_line ref[32];
+  int n_ref = ct_read_cvs_roberts_reference(ref, 32);
+  ct_context *ctx = ct_context_new(NULL);
+  ct_fun *rhs = ct_robertson_rhs(ctx), *roots = ct_robertson_roots(ctx);
+  ct_ode *interp = NULL, *jit = NULL;
+  assert_int_equal(ct_ode_new(ctx, rhs, NULL, roots, &interp), CT_OK);
+  assert_int_equal(ct_ode_new(ctx, rhs, NULL, roots, &jit), CT_OK);
+  ct_fun_free(rhs);
+  ct_fun_free(roots);
+  assert_int_equal(ct_ode_jit(ctx, jit, NULL), CT_OK);
+  assert_int_equal(ct_ode_jit(ctx, jit, NULL), CT_OK); /* again: nothing to do */
+  assert_true(jit->jit.on);
+  const ct_fun *fs[] = {jit->rhs.f, jit->jac.f, jit->jvp.f, jit->roots.f};
+  for (size_t i = 0; i < 4; i++) assert_int_equal(ct_fun_backend(fs[i]), CT_BACKEND_JIT);
+  assert_int_equal(ct_fun_backend(interp->jac.f), CT_BACKEND_INTERPRETER);
+  assert_true(jit->work >= ct_fun_work_size(jit->jac.f));
+  assert_true(jit->work >= ct_fun_work_size(jit->rhs.f));
+
+  double tout[13] = {0, 0.4};
+  for (int k = 2; k < 13; k++) tout[k] = tout[k - 1] * 10;
+  ct_ode_result *a = robertson_run(ctx, interp, tout, 0), *b = robertson_run(ctx, jit, tout, 0);
+  ct_expect_cvs_roberts_reference(ref, n_ref, b, tout);
+  assert_int_equal(b->stats.steps, 542);
+  assert_int_equal(b->stats.rhs_evals, 754);
+  assert_int_equal(b->stats.jac_evals, 11);
+  assert_int_equal(b->stats.lin_setups, 107);
+  assert_int_equal(b->stats.err_test_fails, 22);
+  expect_bitwise_same(a, b, 3);
+  ct_ode_result_free(ctx, a);
+  ct_ode_result_free(ctx, b);
+
+  double y0[3] = {1, 0, 0};
+  a = solve_with(ctx, interp, y0, tout, 8, CT_LINSOL_GMRES, CT_ODE_BDF);
+  b = solve_with(ctx, jit, y0, tout, 8, CT_LINSOL_GMRES, CT_ODE_BDF);
+  expect_bitwise_same(a, b, 3);
+  ct_ode_result_free(ctx, a);
+  ct_ode_result_free(ctx, b);
+  ct_ode_free(interp);
+  ct_ode_free(jit);
+  ct_context_free(ctx);
+}
+
+/* ct_ode_jit's arguments and fallbacks: NULL model, a callback model
+ * (nothing to do), and a compiler that cannot run: one warning, the model
+ * stays interpreted and still solves. */
+static void test_jit_fallbacks(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  int warnings = 0;
+  ct_context_set_log_fn(ctx, count_warnings, &warnings);
+  assert_int_equal(ct_ode_jit(ctx, NULL, NULL), CT_ERR_ARG);
+  assert_non_null(strstr(ct_errmsg(ctx), "ode is NULL"));
+
+  ct_ode_callbacks cb = {0};
+  cb.n = 1;
+  cb.f = lv_cb_f;
+  ct_ode *cbm = NULL;
+  assert_int_equal(ct_ode_new_callbacks(ctx, &cb, &cbm), CT_OK);
+  assert_int_equal(ct_ode_jit(ctx, cbm, NULL), CT_OK);
+  ct_ode_free(cbm);
+
+  ct_fun *rhs = ct_robertson_rhs(ctx);
+  ct_ode *ode = NULL;
+  assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
+  ct_jit_options bad = {"/nonexistent/cotangent-cc", NULL, 0};
+  assert_int_equal(ct_ode_jit(ctx, ode, &bad), CT_OK);
+  assert_int_equal(warnings, 1); /* one warning for the model, not one per function */
+  assert_false(ode->jit.on);
+  assert_int_equal(ct_fun_backend(ode->jac.f), CT_BACKEND_INTERPRETER);
+  double tout[3] = {0, 0.4, 4}, y0[3] = {1, 0, 0};
+  ct_ode_result *res = solve_with(ctx, ode, y0, tout, 3, CT_LINSOL_DENSE, CT_ODE_BDF);
+  assert_int_equal(res->n_out, 3);
+  ct_ode_result_free(ctx, res);
+  ct_ode_free(ode);
+  ct_fun_free(rhs);
+  ct_context_free(ctx);
+}
+
+/* Builds, compiles and solves a small Robertson run (fault sweep). */
+static int build_jit_and_solve(ct_context *ctx, void *ud) {
+  ct_ode *ode = NULL;
+  ct_ode_result *res = NULL;
+  double tout[3] = {0, 0.4, 4}, y0[3] = {1, 0, 0};
+  ct_ode_options o = ct_ode_default_options();
+  ct_jit_options jo = {NULL, "-O1", 0};
+  int rc = ct_ode_new(ctx, ud, NULL, NULL, &ode);
+  if (rc == CT_OK) rc = ct_ode_jit(ctx, ode, &jo);
+  if (rc == CT_OK) rc = ct_ode_solve(ctx, ode, NULL, y0, tout, 3, &o, &res);
+  ct_ode_result_free(ctx, res);
+  ct_ode_free(ode);
+  return rc;
+}
+
 static void test_fault_injection(void **state) {
   (void)state;
   ct_context *ctx = ct_context_new(NULL);
@@ -864,6 +987,7 @@ static void test_fault_injection(void **state) {
   assert_true(ct_test_fault_sweep(build_and_solve, rhs) > 20);
   assert_true(ct_test_fault_sweep(build_and_solve_dense, rhs) > 20);
   assert_true(ct_test_fault_sweep(build_and_solve_progress, rhs) > 20);
+  assert_true(ct_test_fault_sweep(build_jit_and_solve, rhs) > 20);
   ct_fun_free(rhs);
   ct_context_free(ctx);
 }
@@ -885,6 +1009,8 @@ int main(void) {
       cmocka_unit_test(test_retrace_stops_the_solve),
       cmocka_unit_test(test_progress_same_results),
       cmocka_unit_test(test_progress_interrupts),
+      cmocka_unit_test(test_jit_robertson_reference),
+      cmocka_unit_test(test_jit_fallbacks),
       cmocka_unit_test(test_fault_injection),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
