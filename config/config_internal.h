@@ -21,6 +21,7 @@
 #ifndef COTANGENT_CONFIG_INTERNAL_H
 #define COTANGENT_CONFIG_INTERNAL_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -67,10 +68,12 @@ typedef struct ct_cfg_node {
   struct ct_cfg_node **items; /* MAP: n values; SEQ: n items */
 } ct_cfg_node;
 
-/* A parsed document: owns every node and string. */
+/* A parsed document: owns every node and string, allocated through the
+ * context it was parsed with (which must outlive it; edit it only with
+ * that context). */
 typedef struct ct_cfg_doc {
   char *path; /* as given (for messages) */
-  ct_cfg_node *root;
+  ct_cfg_node *root; /* NULL for an empty document */
 } ct_cfg_doc;
 
 /* Parses YAML text (one document; anchors and aliases are resolved, a
@@ -85,6 +88,20 @@ int ct_cfg_parse_file(ct_context *ctx, const char *path, ct_cfg_doc **out);
 void ct_cfg_doc_free(ct_cfg_doc *doc);
 /* A map's value for `key`, or NULL. */
 const ct_cfg_node *ct_cfg_get(const ct_cfg_node *map, const char *key);
+
+/* A hash index of positions in a caller's array of strings, for finding
+ * names and duplicates in O(1) in large maps and models (zero-initialise;
+ * the strings stay the caller's and must not change while indexed). */
+typedef struct ct_cfg_index {
+  size_t *slots; /* 0 empty, else position + 1 */
+  size_t cap;    /* a power of two, or 0 */
+  size_t n;
+} ct_cfg_index;
+/* The position of `name` in strings, or -1 when it is not indexed. */
+long ct_cfg_index_find(const ct_cfg_index *ix, const char *const *strings, const char *name);
+/* Indexes strings[pos] (growing the index as needed). */
+int ct_cfg_index_add(ct_context *ctx, ct_cfg_index *ix, const char *const *strings, size_t pos);
+void ct_cfg_index_free(ct_context *ctx, ct_cfg_index *ix);
 
 /* ---- The typed config (schema.c) ---------------------------------------------- */
 
@@ -249,9 +266,103 @@ int ct_expr_emit(ct_context *ctx, const ct_expr *e, const ct_expr_scope *scope,
 /* Names of the functions ct_expr_emit knows (NULL-terminated). */
 extern const char *const ct_expr_functions[];
 
-/* Evaluates a constant expression (no names but those scope resolves to
- * constants; scope may be NULL) to a number, e.g. "1e-3" or "2*pi". */
+/* Evaluates a constant expression (numbers, functions and the constants
+ * pi and e; no other names) to a finite number, e.g. "1e-3" or "2*pi". */
 int ct_expr_eval_const(ct_context *ctx, const ct_cfg_expr *src, double *out);
+/* 1 for the words a model may not use as a name: the constants pi and e
+ * (ct_expr_emit never asks the scope about them, ct_expr_names skips them)
+ * and the operators and, or, not. */
+int ct_expr_is_reserved(const char *name);
+
+/* ---- The model as AD functions (model.c) ------------------------------------------- */
+
+/* A config's model compiled to AD functions and a solver model. The state
+ * vector y is the states in file order, then the algebraic variables. */
+typedef struct ct_cfg_built {
+  ct_context *ctx;
+  const ct_cfg_model *model; /* borrowed: must outlive this */
+  size_t n, n_diff, np, n_obs; /* y's size, its differential part, p, observables */
+  const char **y_names;      /* n names (borrowed from the model) */
+  ct_fun *rhs;  /* ODE: "t", "y", "p" -> "f"; NULL for a DAE */
+  ct_fun *res;  /* DAE: "t", "y", "yp", "p" -> "F" (F = yp - rhs for states,
+                   the residual for algebraic variables); NULL for an ODE */
+  ct_fun *y0;   /* "p" -> "y0" (n: initial values and algebraic guesses) */
+  ct_fun *obs;  /* "t", "y", "p" -> "obs" (n_obs); NULL without observables */
+  struct ct_ode *ode; /* the ODE model (NULL for a DAE) */
+  struct ct_dae *dae; /* the DAE model (NULL for an ODE) */
+  struct ct_cfg_built_priv *priv;
+} ct_cfg_built;
+
+/* Parses every expression, checks names (undefined names with a caret,
+ * names defined twice) and cycles among assignments and observables (the
+ * names in the cycle, at the first one's location), emits the functions
+ * (named expressions in dependency order) and makes the ct_ode / ct_dae.
+ * `m` is borrowed. */
+int ct_cfg_model_build(ct_context *ctx, const ct_cfg_model *m, ct_cfg_built **out);
+void ct_cfg_built_free(ct_cfg_built *b);
+/* A scalar function of the model's symbols: inputs "t", "y", "p"; output
+ * `out_name` (for objectives: "g", "phi"). */
+int ct_cfg_model_scalar(ct_context *ctx, const ct_cfg_built *b, const ct_cfg_expr *src,
+                        const char *out_name, ct_fun **out);
+/* Where a state/algebraic variable (its index into y) or an observable (its
+ * index into "obs", *is_observable = 1) called `name` is; -1 otherwise. */
+long ct_cfg_model_lookup(const ct_cfg_built *b, const char *name, int *is_observable);
+/* The data misfit h(t, y, p, d) = 1/2 sum_j d[m+j] (o_j - d[j])^2 over the
+ * named states or observables o_j (d: m values, then m weights 1/sigma^2,
+ * 0 for a missing value); output "h". */
+int ct_cfg_model_misfit(ct_context *ctx, const ct_cfg_built *b, const char *const *names,
+                        size_t m, ct_fun **out);
+
+/* What `cotangent check` prints about a model. */
+typedef struct ct_cfg_model_info {
+  size_t n_states, n_algebraic, n_params, n_assignments, n_observables;
+  size_t n_equations, n_nodes, jac_nnz;
+  const char *linear_solver; /* what "auto" picks */
+} ct_cfg_model_info;
+/* Fills info (the linear solver from a solve with the single time t0). */
+int ct_cfg_model_summary(ct_context *ctx, const ct_cfg_built *b, double t0,
+                         ct_cfg_model_info *info);
+
+/* ---- Running the analyses (analyses.c) --------------------------------------------- */
+
+/* The analyses of a config, prepared: parameters resolved, objective
+ * functions built, data files read and checked (times inside the span,
+ * columns present). Everything wrong in a config is found here, before
+ * anything runs. */
+typedef struct ct_cfg_plan ct_cfg_plan;
+/* cfg and b are borrowed and must outlive the plan. */
+int ct_cfg_plan_new(ct_context *ctx, const ct_cfg *cfg, const ct_cfg_built *b,
+                    ct_cfg_plan **out);
+void ct_cfg_plan_free(ct_cfg_plan *plan);
+
+typedef struct ct_cfg_run_opts {
+  const char *outdir;        /* the result files go here (created) */
+  const char *config_path;   /* for summary.json */
+  struct ct_progress *progress; /* NULL: no progress */
+  volatile sig_atomic_t *interrupt; /* nonzero stops the run (SIGINT); may be NULL */
+  FILE *table;               /* the summary table (stdout); NULL: none */
+} ct_cfg_run_opts;
+
+typedef struct ct_cfg_run_outcome {
+  size_t n_done, n_failed;   /* analyses finished; failed (0 or 1: a failure
+                                stops the run) */
+  int interrupted;           /* the failure was an interruption */
+  char message[1024];        /* "<analysis>: t = ...: <cause>" */
+} ct_cfg_run_outcome;
+
+/* Runs the analyses in order until one fails or is interrupted, then writes
+ * what was computed into OUTDIR (summary.json, trajectory.csv,
+ * sensitivities.csv, gradient.csv and their SVG plots) atomically. CT_OK
+ * when the files were written (out says whether an analysis failed);
+ * negative for an I/O error. */
+int ct_cfg_plan_run(ct_context *ctx, ct_cfg_plan *plan, const ct_cfg_run_opts *o,
+                    ct_cfg_run_outcome *out);
+
+/* ---- The command (cli.c) ------------------------------------------------------------ */
+
+/* `cotangent run|check|codegen ...`: returns the exit status (0 done, 1 an
+ * analysis failed, 2 bad usage or config, 130 interrupted). */
+int ct_cli_main(int argc, char **argv, FILE *out, FILE *err);
 
 /* ---- Writers (writers.c, svg.c) ------------------------------------------------------ */
 
@@ -263,6 +374,9 @@ int ct_write_atomic(ct_context *ctx, const char *path,
                     int (*emit)(FILE *f, void *ud), void *ud);
 /* mkdir -p. CT_ERR_IO naming the folder. */
 int ct_make_dirs(ct_context *ctx, const char *path);
+/* snprintf(buf, size, fmt, v) for a format of one double ("%.6g",
+ * "%.2f"), always with '.' as the decimal point whatever the locale. */
+void ct_fmt_num(char *buf, size_t size, const char *fmt, double v);
 
 /* One curve of a plot. */
 typedef struct ct_svg_series {
@@ -299,8 +413,10 @@ typedef struct ct_cfg_data {
   char **names;            /* n_cols column names */
   double *t;               /* n_rows times, nondecreasing */
   double *values;          /* n_rows * n_cols, row-major */
-  double *sigma;           /* n_rows * n_cols, or NULL when no sigma columns */
+  double *sigma;           /* n_rows * n_cols, or NULL when no sigma columns;
+                              NaN where a row or column gives no sigma */
   int *line;               /* n_rows: the file line of each row (messages) */
+  ct_context *ctx;         /* the context that allocated it (for _free) */
 } ct_cfg_data;
 
 /* Reads a CSV data file (comma separated, a header line, first column

@@ -1,0 +1,48 @@
+# Runs the `cotangent` command once and checks what it did. Variables:
+#   EXE        the command
+#   ARGS       its arguments (a ;-list)
+#   RC         the exit status it must return
+#   OUT_REGEX  a regular expression its stdout must match (optional)
+#   ERR_REGEX  a regular expression its stderr must match (optional)
+#   NOT_REGEX  a regular expression neither may match (optional)
+#   FILES      files that must exist afterwards (a ;-list, optional)
+#   CLEAN      a folder removed before the run (optional)
+#   COMPILE    generated C to compile with DRIVER (a main) and run (optional):
+#              the driver's exit status must be 0
+if(CLEAN)
+  file(REMOVE_RECURSE ${CLEAN})
+endif()
+execute_process(COMMAND ${EXE} ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out
+                ERROR_VARIABLE err)
+message(STATUS "exit ${rc}\n--- stdout\n${out}--- stderr\n${err}---")
+if(NOT rc EQUAL RC)
+  message(FATAL_ERROR "expected exit status ${RC}, got ${rc}")
+endif()
+if(OUT_REGEX AND NOT out MATCHES "${OUT_REGEX}")
+  message(FATAL_ERROR "stdout does not match '${OUT_REGEX}'")
+endif()
+if(ERR_REGEX AND NOT err MATCHES "${ERR_REGEX}")
+  message(FATAL_ERROR "stderr does not match '${ERR_REGEX}'")
+endif()
+if(NOT_REGEX AND ("${out}${err}" MATCHES "${NOT_REGEX}"))
+  message(FATAL_ERROR "the output matches '${NOT_REGEX}', which it must not")
+endif()
+foreach(f IN LISTS FILES)
+  if(NOT EXISTS ${f})
+    message(FATAL_ERROR "${f} was not written")
+  endif()
+endforeach()
+if(COMPILE)
+  get_filename_component(gen_dir ${COMPILE} DIRECTORY)
+  execute_process(COMMAND cc -std=c99 -Wall -Werror -I${gen_dir} ${DRIVER} ${COMPILE} -lm
+                          -o ${COMPILE}.exe
+                  RESULT_VARIABLE crc ERROR_VARIABLE cerr)
+  if(NOT crc EQUAL 0)
+    message(FATAL_ERROR "${COMPILE} with ${DRIVER} does not compile:\n${cerr}")
+  endif()
+  execute_process(COMMAND ${COMPILE}.exe RESULT_VARIABLE drc OUTPUT_VARIABLE dout)
+  message(STATUS "${dout}")
+  if(NOT drc EQUAL 0)
+    message(FATAL_ERROR "the generated code computes wrong numbers (see above)")
+  endif()
+endif()
