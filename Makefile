@@ -7,6 +7,8 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 300
 FUZZ_TEST_SECONDS ?= 20
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+# Quiet sub-makes (CMake's generated Makefiles): no "Entering directory" lines.
+MAKEFLAGS  += --no-print-directory
 CMAKE_ARGS ?=
 
 .PHONY: all deps build build-asan run test test-fast bench install clean fuzz
