@@ -269,9 +269,10 @@ int ct_asa_check_common_options(ct_context *ctx, const ct_asa_options *o, double
 }
 
 /* The data of h: required (obs_dim values per observation) when h has an
- * input "d" and there are observations, refused when it has none. */
-static int check_obs_data(ct_context *ctx, const ct_asa *a, const ct_asa_options *o) {
-  if (!a->d_size) {
+ * input "d" (d_size components) and there are observations, refused when
+ * it has none. */
+static int check_obs_data(ct_context *ctx, size_t d_size, const ct_asa_options *o) {
+  if (!d_size) {
     if (o->obs_data)
       return CT_ERROR(ctx, CT_ERR_ARG, "obs_data is set but the observation objective "
                       "h has no input 'd'");
@@ -280,11 +281,28 @@ static int check_obs_data(ct_context *ctx, const ct_asa *a, const ct_asa_options
   if (o->n_obs && !o->obs_data)
     return CT_ERROR(ctx, CT_ERR_ARG, "the observation objective h has an input 'd' "
                     "(%zu values) but obs_data is NULL: pass the data of the %zu "
-                    "observations", a->d_size, o->n_obs);
-  if (o->obs_data && o->obs_dim != a->d_size)
+                    "observations", d_size, o->n_obs);
+  if (o->obs_data && o->obs_dim != d_size)
     return CT_ERROR(ctx, CT_ERR_ARG, "obs_dim is %zu but input 'd' of the observation "
-                    "objective h has %zu components", o->obs_dim, a->d_size);
+                    "objective h has %zu components", o->obs_dim, d_size);
   return CT_OK;
+}
+
+/* The observation times and data (see asa_internal.h). */
+int ct_asa_check_observations(ct_context *ctx, const ct_asa_options *o, double t0,
+                              double T, int has_h, size_t d_size) {
+  if (o->n_obs && !has_h)
+    return CT_ERROR(ctx, CT_ERR_ARG, "%zu observation times but no observation "
+                    "objective h (build the problem with ct_asa_new_obs)", o->n_obs);
+  if (o->n_obs && !o->t_obs)
+    return CT_ERROR(ctx, CT_ERR_ARG, "n_obs is %zu: pass t_obs", o->n_obs);
+  for (size_t k = 0; k < o->n_obs; k++) {
+    double tk = o->t_obs[k];
+    if (!isfinite(tk) || !(tk > t0) || !(tk <= T) || (k && !(tk > o->t_obs[k - 1])))
+      return CT_ERROR(ctx, CT_ERR_ARG, "observation times must be increasing inside "
+                      "(t0, T] = (%g, %g], got t_obs[%zu] = %g", t0, T, k, tk);
+  }
+  return check_obs_data(ctx, d_size, o);
 }
 
 /* A known backward linear solver that the model can feed: a matrix needs a
@@ -309,18 +327,7 @@ static int check_options(ct_context *ctx, const ct_asa *a, const ct_asa_options 
   CT_CHECK(ctx, ct_asa_check_common_options(ctx, o, t0, T));
   if (a->np && !p)
     return CT_ERROR(ctx, CT_ERR_ARG, "the model has %zu parameters: pass p", a->np);
-  if (o->n_obs && !a->h.f)
-    return CT_ERROR(ctx, CT_ERR_ARG, "%zu observation times but no observation "
-                    "objective h (build the problem with ct_asa_new_obs)", o->n_obs);
-  if (o->n_obs && !o->t_obs)
-    return CT_ERROR(ctx, CT_ERR_ARG, "n_obs is %zu: pass t_obs", o->n_obs);
-  for (size_t k = 0; k < o->n_obs; k++) {
-    double tk = o->t_obs[k];
-    if (!isfinite(tk) || !(tk > t0) || !(tk <= T) || (k && !(tk > o->t_obs[k - 1])))
-      return CT_ERROR(ctx, CT_ERR_ARG, "observation times must be increasing inside "
-                      "(t0, T] = (%g, %g], got t_obs[%zu] = %g", t0, T, k, tk);
-  }
-  CT_CHECK(ctx, check_obs_data(ctx, a, o));
+  CT_CHECK(ctx, ct_asa_check_observations(ctx, o, t0, T, a->h.f != NULL, a->d_size));
   if (o->max_checkpoints < 0)
     return CT_ERROR(ctx, CT_ERR_ARG, "max_checkpoints must be 0 (unbounded) or positive, "
                     "got %ld", o->max_checkpoints);
@@ -637,7 +644,7 @@ static int asa_output(ct_ode_run *r, ct_cvode_set *c, const ct_ode_result *res) 
 
 /* The data of observation k (row k of obs_data), or NULL without data. */
 static const double *obs_row(const asa_run *s, size_t k) {
-  return s->o->obs_data ? s->o->obs_data + k * s->o->obs_dim : NULL;
+  return ct_asa_obs_row(s->o, k);
 }
 
 /* The objective's value at the end of the forward phase, and lambda(T),
@@ -742,10 +749,9 @@ static int backward_setup(ct_ode_run *r, ct_cvode_set *c, asa_run *s) {
   return CT_OK;
 }
 
-/* Adds the backward statistics of one interval (CVodeReInitB resets
- * CVODES' counters) to the result's. */
-static void collect_stats_b(void *cvb, ct_asa_result *res) {
-  ct_ode_stats *st = &res->stats_b, one = {0};
+/* Adds the backward statistics of one interval (see asa_internal.h). */
+void ct_asa_add_stats_b(void *cvb, ct_ode_stats *st, long *quad_evals_b) {
+  ct_ode_stats one = {0};
   long nq = 0;
   CVodeGetNumSteps(cvb, &one.steps);
   CVodeGetNumRhsEvals(cvb, &one.rhs_evals);
@@ -768,7 +774,7 @@ static void collect_stats_b(void *cvb, ct_asa_result *res) {
   st->jac_evals += one.jac_evals;
   st->jtimes_evals += one.jtimes_evals;
   st->lin_iters += one.lin_iters;
-  res->quad_evals_b += nq;
+  *quad_evals_b += nq;
 }
 
 /* The gradient from lambda(t0) and the quadrature: dJ/dy0 = lambda(t0),
@@ -824,7 +830,7 @@ static int backward_to(ct_ode_run *r, ct_cvode_set *c, asa_run *s, double tout) 
   s->bp.tout = tout;
   int flag = CVodeB(c->cv, tout, CV_NORMAL);
   void *cvb = CVodeGetAdjCVodeBmem(c->cv, s->which);
-  collect_stats_b(cvb, res);
+  ct_asa_add_stats_b(cvb, &res->stats_b, &res->quad_evals_b);
   if (flag < 0)
     return ct_asa_backward_failure(r, cvb, s->T, s->bp.interrupted, flag, res->message,
                                    sizeof res->message);

@@ -16,6 +16,24 @@
 int ct_asa_check_common_options(ct_context *ctx, const ct_asa_options *o, double t0,
                                 double T);
 
+/* Checks the observation term's options against the problem (has_h: it
+ * has an observation objective h, d_size: the size of h's input "d", 0
+ * without): t_obs increasing inside (t0, T], obs_data given exactly when h
+ * has "d", obs_dim its size. CT_ERR_ARG naming the first one wrong. */
+int ct_asa_check_observations(ct_context *ctx, const ct_asa_options *o, double t0,
+                              double T, int has_h, size_t d_size);
+
+/* The data of observation k (row k of o->obs_data), NULL without data. */
+static inline const double *ct_asa_obs_row(const ct_asa_options *o, size_t k) {
+  return o->obs_data ? o->obs_data + k * o->obs_dim : NULL;
+}
+
+/* Adds the statistics of backward problem cvb since its last
+ * (re)initialisation (CVodeReInitB resets CVODES' counters) to *st, its
+ * quadrature right-hand side calls to *quad_evals_b; the last step and
+ * order are replaced. */
+void ct_asa_add_stats_b(void *cvb, ct_ode_stats *st, long *quad_evals_b);
+
 /* After CVodeInit: CVODES' adjoint memory (o's checkpoint_steps and
  * interp) and CVodeF as the way to advance, normally and one step at a
  * time (through *step, which must live as long as the solve), the

@@ -3,9 +3,11 @@
  * cvsHessian_ASA_FSA). The forward phase is the ODE integration of
  * solvers/ode.c with checkpoints (CVodeF through its advance hook), the
  * integral term as a forward quadrature and one forward sensitivity
- * s = (dy/dp) u; the backward phase, in the finish hook, integrates
- * (lambda, mu) with the BS variants of CVODES that see s. All second-order
- * terms are forward-over-reverse AD products built once by ct_asa2_new. */
+ * s = (dy/dp) u, stopping at the observation times to keep y(t_k) and
+ * s(t_k); the backward phase, in the finish hook, integrates (lambda, mu)
+ * with the BS variants of CVODES that see s, restarted at every t_k with
+ * the observation term's jumps. All second-order terms are
+ * forward-over-reverse AD products built once by ct_asa2_new_obs. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,7 +31,7 @@
  * likewise d_bar_p. Positions of inputs and outputs; -1 where absent. */
 typedef struct so_fun {
   ct_fun *f;
-  long t, y, p, bar, dy, dp, dbar; /* inputs */
+  long t, y, p, d, bar, dy, dp, dbar; /* inputs (d: observation data) */
   long val, by, bp, dby, dbp;      /* outputs (val: the term itself) */
 } so_fun;
 
@@ -42,6 +44,8 @@ struct ct_asa2 {
   so_fun rhs;        /* lambda^T f; seed lambda, its tangent mu */
   so_fun g;          /* g (value kept); f NULL without g */
   so_fun phi;        /* phi (value kept); f NULL without phi */
+  so_fun h;          /* h (value kept); f NULL without h */
+  size_t d_size;     /* components of h's input "d"; 0 without */
   so_fun y0;         /* lambda^T y0(p); f NULL without y0(p) */
   so_fun jac_b;      /* d(bar_y, d_bar_y)/d(lambda, mu): output val "jac",
                         2n x 2n column-major */
@@ -57,6 +61,7 @@ static void so_locate(so_fun *s, const char *out, const char *bar) {
   s->t = ct_fun_in_index(s->f, "t");
   s->y = ct_fun_in_index(s->f, "y");
   s->p = ct_fun_in_index(s->f, "p");
+  s->d = ct_fun_in_index(s->f, "d");
   s->bar = ct_fun_in_index(s->f, bar);
   s->dy = ct_fun_in_index(s->f, "d_y");
   s->dp = ct_fun_in_index(s->f, "d_p");
@@ -121,34 +126,45 @@ static int build_jac_b(ct_context *ctx, ct_asa2 *a) {
 }
 
 /* Fills a zeroed problem: checks the objective, builds every product. */
-static int asa2_fill(ct_context *ctx, ct_asa2 *a, const ct_fun *g, const ct_fun *phi) {
+static int asa2_fill(ct_context *ctx, ct_asa2 *a, const ct_fun *g, const ct_fun *phi,
+                     const ct_fun *h) {
   const ct_ode *m = a->ode;
   if (g) CT_CHECK(ctx, ct_objective_check(ctx, g, "integral objective g", "g", a->n, a->np));
   if (phi)
     CT_CHECK(ctx, ct_objective_check(ctx, phi, "final-time objective phi", "phi", a->n, a->np));
+  if (h)
+    CT_CHECK(ctx, ct_objective_check_data(ctx, h, "observation objective h", "h", a->n,
+                                          a->np, &a->d_size));
   const char *wrt_yp[] = {"y", m->rhs.p >= 0 ? "p" : NULL, NULL}, *wrt_p[] = {"p", NULL};
   CT_CHECK(ctx, ct_fsa_build_jvp(ctx, m->rhs.f, 1, wrt_yp, "d_f", &a->sens));
   CT_CHECK(ctx, build_second_order(ctx, m->rhs.f, "f", 0, 1, &a->rhs));
   CT_CHECK(ctx, build_jac_b(ctx, a));
   if (g) CT_CHECK(ctx, build_second_order(ctx, g, "g", 1, 0, &a->g));
   if (phi) CT_CHECK(ctx, build_second_order(ctx, phi, "phi", 1, 0, &a->phi));
+  if (h) CT_CHECK(ctx, build_second_order(ctx, h, "h", 1, 0, &a->h));
   if (m->y0.f && m->y0.p >= 0) {
     CT_CHECK(ctx, ct_fsa_build_jvp(ctx, m->y0.f, 1, wrt_p, "d_y0", &a->sens0));
     CT_CHECK(ctx, build_second_order(ctx, m->y0.f, "y0", 0, 1, &a->y0));
   }
-  ct_fun *built[] = {a->sens.f, a->sens0.f, a->rhs.f, a->g.f, a->phi.f, a->y0.f,
-                     a->jac_b.f};
+  ct_fun *built[] = {a->sens.f, a->sens0.f, a->rhs.f, a->g.f, a->phi.f, a->h.f,
+                     a->y0.f, a->jac_b.f};
   for (size_t i = 0; i < sizeof built / sizeof built[0]; i++) /* after ct_ode_jit */
     CT_CHECK(ctx, ct_model_jit_fun(ctx, &m->jit, built[i]));
-  const ct_fun *all[] = {a->sens.f, a->sens0.f, a->rhs.f, a->g.f, a->phi.f, a->y0.f,
-                         a->jac_b.f};
+  const ct_fun *all[] = {a->sens.f, a->sens0.f, a->rhs.f, a->g.f, a->phi.f, a->h.f,
+                         a->y0.f, a->jac_b.f};
   a->work = ct_asa_max_work(all, sizeof all / sizeof all[0]);
   return CT_OK;
 }
 
-/* Checks the model and objective, then builds the products (see adjoint.h). */
+/* Without an observation term (see adjoint.h). */
 int ct_asa2_new(ct_context *ctx, const ct_ode *ode, const ct_fun *g, const ct_fun *phi,
                 ct_asa2 **out) {
+  return ct_asa2_new_obs(ctx, ode, g, phi, NULL, out);
+}
+
+/* Checks the model and objective, then builds the products (see adjoint.h). */
+int ct_asa2_new_obs(ct_context *ctx, const ct_ode *ode, const ct_fun *g,
+                    const ct_fun *phi, const ct_fun *h, ct_asa2 **out) {
   if (!out) return CT_ERROR(ctx, CT_ERR_ARG, "out is NULL");
   *out = NULL;
   if (!ode)
@@ -156,9 +172,10 @@ int ct_asa2_new(ct_context *ctx, const ct_ode *ode, const ct_fun *g, const ct_fu
                     "(ode is NULL)");
   CT_CHECK(ctx, ct_ode_require_ad(ctx, ode, "second-order adjoints",
                                   "second derivatives of f"));
-  if (!g && !phi)
+  if (!g && !phi && !h)
     return CT_ERROR(ctx, CT_ERR_ARG, "a second-order adjoint problem needs an objective: "
-                    "pass g (integral term), phi (final-time term) or both");
+                    "pass g (integral term), phi (final-time term), h (observation "
+                    "term) or several");
   if (ct_ode_n_roots(ode))
     return CT_ERROR(ctx, CT_ERR_ARG, "adjoints of models with root functions are not "
                     "supported (the model has %zu)", ct_ode_n_roots(ode));
@@ -171,7 +188,7 @@ int ct_asa2_new(ct_context *ctx, const ct_ode *ode, const ct_fun *g, const ct_fu
   a->ode = ode;
   a->n = ct_ode_n_states(ode);
   a->np = ct_ode_n_params(ode);
-  int rc = asa2_fill(ctx, a, g, phi);
+  int rc = asa2_fill(ctx, a, g, phi, h);
   if (rc < 0) {
     ct_asa2_free(a);
     return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);
@@ -188,6 +205,7 @@ void ct_asa2_free(ct_asa2 *a) {
   ct_fun_free(a->rhs.f);
   ct_fun_free(a->g.f);
   ct_fun_free(a->phi.f);
+  ct_fun_free(a->h.f);
   ct_fun_free(a->y0.f);
   ct_fun_free(a->jac_b.f);
   ct_free(a->ctx, a);
@@ -209,12 +227,6 @@ static int check_options(ct_context *ctx, const ct_asa2 *a, const ct_asa_options
   if (o->ode.method != CT_ODE_BDF && o->ode.method != CT_ODE_ADAMS)
     return CT_ERROR(ctx, CT_ERR_ARG, "second-order adjoints need a CVODES method "
                     "(CT_ODE_BDF or CT_ODE_ADAMS), got method %d", (int)o->ode.method);
-  if (o->n_obs || o->t_obs)
-    return CT_ERROR(ctx, CT_ERR_ARG, "second-order adjoints have no observation term: "
-                    "t_obs must be NULL and n_obs 0 (got %zu)", o->n_obs);
-  if (o->obs_data || o->obs_dim)
-    return CT_ERROR(ctx, CT_ERR_ARG, "second-order adjoints have no observation term: "
-                    "obs_data must be NULL and obs_dim 0");
   if (o->linsol_b != CT_LINSOL_AUTO && o->linsol_b != CT_LINSOL_DENSE)
     return CT_ERROR(ctx, CT_ERR_ARG, "second-order adjoints solve the backward Newton "
                     "systems densely: linsol_b must be auto or dense, got %s",
@@ -222,7 +234,8 @@ static int check_options(ct_context *ctx, const ct_asa2 *a, const ct_asa_options
   if (o->max_checkpoints)
     return CT_ERROR(ctx, CT_ERR_ARG, "max_checkpoints is not supported by second-order "
                     "adjoints (got %ld): set checkpoint_steps instead", o->max_checkpoints);
-  return ct_asa_check_common_options(ctx, o, t0, T);
+  CT_CHECK(ctx, ct_asa_check_common_options(ctx, o, t0, T));
+  return ct_asa_check_observations(ctx, o, t0, T, a->h.f != NULL, a->d_size);
 }
 
 /* ---- One solve: callbacks and hooks ----------------------------------------------- */
@@ -239,6 +252,9 @@ typedef struct hvp_run {
   double *vy, *dvy;     /* n each: g's adjoint outputs */
   double *vp, *dvp;     /* np each: g's and y0's adjoint outputs */
   double *phi_p, *phi_dp; /* np each: dphi/dp, its tangent */
+  double *obs_p, *obs_dp; /* np each: Σ_k h_p, Σ_k (h_py s(t_k) + h_pp u) */
+  double *s_obs;        /* n_obs x n: s(t_k), kept by the output hook */
+  size_t n_tout;        /* forward output times: t0, the t_k, T */
   double *zeros;        /* max(n, np) zeros: unused tangent inputs */
   double t_buf, one;
   int which;            /* the backward problem */
@@ -250,7 +266,7 @@ typedef struct hvp_run {
 
 /* Where a so_fun evaluation reads and writes (NULL: absent or skipped). */
 typedef struct so_args {
-  const double *y, *p, *bar, *dy, *dp, *dbar;
+  const double *y, *p, *d, *bar, *dy, *dp, *dbar;
   double *val, *by, *bp, *dby, *dbp;
 } so_args;
 
@@ -265,6 +281,7 @@ static int so_eval(ct_context *ctx, hvp_run *h, const so_fun *s, double t,
   if (s->t >= 0) in[s->t] = &h->t_buf;
   if (s->y >= 0) in[s->y] = x->y ? x->y : h->zeros;
   if (s->p >= 0) in[s->p] = x->p ? x->p : h->zeros;
+  if (s->d >= 0) in[s->d] = x->d;
   if (s->bar >= 0) in[s->bar] = x->bar ? x->bar : h->zeros;
   if (s->dy >= 0) in[s->dy] = x->dy ? x->dy : h->zeros;
   if (s->dp >= 0) in[s->dp] = x->dp ? x->dp : h->zeros;
@@ -427,20 +444,65 @@ static int hvp_setup(ct_ode_run *r, ct_cvode_set *c, const ct_ode_options *o) {
   return ct_asa_adj_init(ctx, c, h->o, &h->step, &h->res->n_checkpoints);
 }
 
-/* Output hook: at T (the second output), notes it and keeps s(T). */
+/* Output hook: keeps s(t_k) at observation time t_k (output k + 1) and,
+ * at T (the last output), s(T), noting that the forward phase is done. The
+ * sensitivity is read at the output time itself (one-step driving leaves
+ * CVODES' last return past it). */
 static int hvp_output(ct_ode_run *r, ct_cvode_set *c, const ct_ode_result *res) {
   hvp_run *h = r->ext;
-  if (res->n_out != 2) return CT_OK;
-  /* at T itself (one-step driving leaves CVODES' last return past T) */
-  CT_SUN_CALL(r->ctx, CVodeGetSensDky(c->cv, h->T, 0, c->yS));
-  memcpy(h->res->s_T, N_VGetArrayPointer(c->yS[0]), h->a->n * sizeof *h->res->s_T);
-  h->forward_done = 1;
+  size_t k = res->n_out - 1, n = h->a->n;
+  if (k == 0) return CT_OK;
+  CT_SUN_CALL(r->ctx, CVodeGetSensDky(c->cv, res->t[k], 0, c->yS));
+  const double *s = N_VGetArrayPointer(c->yS[0]);
+  if (k <= h->o->n_obs) memcpy(h->s_obs + (k - 1) * n, s, n * sizeof *s);
+  if (res->n_out == h->n_tout) {
+    memcpy(h->res->s_T, s, n * sizeof *s);
+    h->forward_done = 1;
+  }
   return CT_OK;
 }
 
-/* The objective's value at the end of the forward phase, and the final
+/* Evaluates h at observation k with seed 1 along (s(t_k), u): its value
+ * into *val, h_y^T and its tangent into by, dby, h_p^T and its tangent into
+ * bp, dbp (NULL: skipped; outputs h lacks are left untouched). */
+static int obs_eval(ct_ode_run *r, hvp_run *h, size_t k, double *val, double *by,
+                    double *dby, double *bp, double *dbp) {
+  size_t n = h->a->n;
+  so_args x = {.y = h->res->ode.y + (k + 1) * n, .p = r->p,
+               .d = ct_asa_obs_row(h->o, k), .bar = &h->one, .dy = h->s_obs + k * n,
+               .dp = h->u, .val = val, .by = by, .bp = bp, .dby = dby, .dbp = dbp};
+  return so_eval(r->ctx, h, &h->a->h, h->o->t_obs[k], &x);
+}
+
+/* The observation term's value and direct parameter terms: Σ_k h into the
+ * result, Σ_k h_p and Σ_k (h_py s(t_k) + h_pp u) into obs_p, obs_dp. */
+static int observed_terms(ct_ode_run *r, hvp_run *h) {
+  size_t np = h->a->np;
+  for (size_t k = 0; k < h->o->n_obs; k++) {
+    double hk = 0;
+    memset(h->vp, 0, 2 * np * sizeof *h->vp); /* vp, dvp */
+    CT_CHECK(r->ctx, obs_eval(r, h, k, &hk, NULL, NULL, h->vp, h->dvp));
+    h->res->observed += hk;
+    for (size_t j = 0; j < np; j++) h->obs_p[j] += h->vp[j], h->obs_dp[j] += h->dvp[j];
+  }
+  return CT_OK;
+}
+
+/* Adds the jumps of observation k to (lambda, mu) = lm: lambda += h_y^T,
+ * mu += h_yy s(t_k) + h_yp u. */
+static int add_jump(ct_ode_run *r, hvp_run *h, size_t k, double *lm) {
+  size_t n = h->a->n;
+  if (h->a->h.by < 0) return CT_OK; /* h does not depend on y */
+  memset(h->vy, 0, 2 * n * sizeof *h->vy); /* vy, dvy */
+  CT_CHECK(r->ctx, obs_eval(r, h, k, NULL, h->vy, h->dvy, NULL, NULL));
+  for (size_t i = 0; i < n; i++) lm[i] += h->vy[i], lm[n + i] += h->dvy[i];
+  return CT_OK;
+}
+
+/* The objective's value at the end of the forward phase, the final
  * conditions lambda(T) = phi_y^T, mu(T) = phi_yy s(T) + phi_yp u with
- * phi_p and its tangent phi_py s(T) + phi_pp u. */
+ * phi_p and its tangent phi_py s(T) + phi_pp u, and the observation term's
+ * direct parameter terms (observed_terms). */
 static int objective_at_end(ct_ode_run *r, ct_cvode_set *c, hvp_run *h, double *lm) {
   const ct_asa2 *a = h->a;
   ct_asa_hvp_result *res = h->res;
@@ -456,7 +518,8 @@ static int objective_at_end(ct_ode_run *r, ct_cvode_set *c, hvp_run *h, double *
                  .bp = h->phi_p, .dby = lm + a->n, .dbp = h->phi_dp};
     CT_CHECK(r->ctx, so_eval(r->ctx, h, &a->phi, h->T, &x));
   }
-  res->value = res->integral + res->final;
+  if (a->h.f) CT_CHECK(r->ctx, observed_terms(r, h));
+  res->value = res->integral + res->final + res->observed;
   return CT_OK;
 }
 
@@ -485,32 +548,17 @@ static int backward_setup(ct_ode_run *r, ct_cvode_set *c, hvp_run *h) {
   return CT_OK;
 }
 
-/* The backward statistics into the result. */
-static void collect_stats_b(void *cvb, ct_asa_hvp_result *res) {
-  ct_ode_stats *st = &res->stats_b;
-  CVodeGetNumSteps(cvb, &st->steps);
-  CVodeGetNumRhsEvals(cvb, &st->rhs_evals);
-  CVodeGetNumLinSolvSetups(cvb, &st->lin_setups);
-  CVodeGetNumErrTestFails(cvb, &st->err_test_fails);
-  CVodeGetNumNonlinSolvIters(cvb, &st->nonlin_iters);
-  CVodeGetNumNonlinSolvConvFails(cvb, &st->nonlin_conv_fails);
-  CVodeGetNumJacEvals(cvb, &st->jac_evals);
-  CVodeGetLastStep(cvb, &st->last_step);
-  CVodeGetLastOrder(cvb, &st->last_order);
-  CVodeGetQuadNumRhsEvals(cvb, &res->quad_evals_b);
-}
-
-/* Integrates the backward problem to t0 and reads (lambda, mu) and the
+/* Integrates the backward problem to tout and reads (lambda, mu) and the
  * quadratures there into c->ext_v[1], c->ext_v[2]; a failure is
  * CT_ERR_SOLVER with the message in the result. */
-static int backward_to_t0(ct_ode_run *r, ct_cvode_set *c, hvp_run *h) {
+static int backward_to(ct_ode_run *r, ct_cvode_set *c, hvp_run *h, double tout) {
   ct_context *ctx = r->ctx;
   ct_asa_hvp_result *res = h->res;
   r->cause[0] = r->sundials[0] = '\0';
-  h->bp.tout = h->t0;
-  int flag = CVodeB(c->cv, h->t0, CV_NORMAL);
+  h->bp.tout = tout;
+  int flag = CVodeB(c->cv, tout, CV_NORMAL);
   void *cvb = CVodeGetAdjCVodeBmem(c->cv, h->which);
-  collect_stats_b(cvb, res);
+  ct_asa_add_stats_b(cvb, &res->stats_b, &res->quad_evals_b);
   if (flag < 0)
     return ct_asa_backward_failure(r, cvb, h->T, h->bp.interrupted, flag, res->message,
                                    sizeof res->message);
@@ -521,8 +569,9 @@ static int backward_to_t0(ct_ode_run *r, ct_cvode_set *c, hvp_run *h) {
 }
 
 /* The results from (lambda, mu)(t0) and the quadratures qB:
- * dJ/dp = -qB[0..np) + phi_p + y0_p^T lambda0,
- * H u = -qB[np..2np) + phi_py s(T) + phi_pp u + y0_p^T mu0 + (y0_pp u)^T lambda0. */
+ * dJ/dp = -qB[0..np) + phi_p + Σ_k h_p + y0_p^T lambda0,
+ * H u = -qB[np..2np) + phi_py s(T) + phi_pp u + Σ_k (h_py s(t_k) + h_pp u)
+ *       + y0_p^T mu0 + (y0_pp u)^T lambda0. */
 static int gradient_and_hvp(ct_ode_run *r, hvp_run *h, const double *lm,
                             const double *qB) {
   const ct_asa2 *a = h->a;
@@ -531,8 +580,8 @@ static int gradient_and_hvp(ct_ode_run *r, hvp_run *h, const double *lm,
   memcpy(res->dJdy0, lm, n * sizeof *lm);
   memcpy(res->dJdy0_u, lm + n, n * sizeof *lm);
   for (size_t j = 0; j < np; j++) {
-    res->dJdp[j] = -qB[j] + h->phi_p[j];
-    res->Hu[j] = -qB[np + j] + h->phi_dp[j];
+    res->dJdp[j] = -qB[j] + h->phi_p[j] + h->obs_p[j];
+    res->Hu[j] = -qB[np + j] + h->phi_dp[j] + h->obs_dp[j];
   }
   if (a->y0.f) { /* evaluated where solvers/ode.c evaluates y0: t = 0 */
     memset(h->vp, 0, np * sizeof *h->vp);
@@ -546,17 +595,28 @@ static int gradient_and_hvp(ct_ode_run *r, hvp_run *h, const double *lm,
   return CT_OK;
 }
 
-/* The backward phase, after a successful forward phase: from T to t0. */
+/* The backward phase, after a successful forward phase: from T to t0,
+ * restarted (CVodeReInitB, CVodeQuadReInitB) at every observation time
+ * inside (t0, T) with its jumps. */
 static int backward(ct_ode_run *r, ct_cvode_set *c, hvp_run *h) {
   ct_context *ctx = r->ctx;
-  size_t n = h->a->n, np = h->a->np;
+  size_t n = h->a->n, np = h->a->np, m = h->o->n_obs;
+  const double *t_obs = h->o->t_obs;
   CT_SUN_NEW(ctx, c->ext_v[1], N_VNew_Serial((sunindextype)(2 * n), c->sun));
   CT_SUN_NEW(ctx, c->ext_v[2], N_VNew_Serial((sunindextype)(2 * np), c->sun));
   N_VConst(0.0, c->ext_v[2]);
   double *lm = N_VGetArrayPointer(c->ext_v[1]);
   CT_CHECK(ctx, objective_at_end(r, c, h, lm));
+  if (m && t_obs[m - 1] == h->T) CT_CHECK(ctx, add_jump(r, h, --m, lm));
   CT_CHECK(ctx, backward_setup(r, c, h));
-  CT_CHECK(ctx, backward_to_t0(r, c, h));
+  while (m--) { /* observation m, at t_m < T */
+    CT_CHECK(ctx, backward_to(r, c, h, t_obs[m]));
+    CT_CHECK(ctx, add_jump(r, h, m, lm));
+    CT_SUN_CALL(ctx, CVodeReInitB(c->cv, h->which, t_obs[m], c->ext_v[1]));
+    h->bp.nst = 0; /* CVodeReInitB restarts the step count */
+    CT_SUN_CALL(ctx, CVodeQuadReInitB(c->cv, h->which, c->ext_v[2]));
+  }
+  CT_CHECK(ctx, backward_to(r, c, h, h->t0));
   if (h->o->ode.progress) /* the end of the backward phase; too late to stop */
     (void)h->o->ode.progress(h->t0, h->o->ode.progress_ud);
   return gradient_and_hvp(r, h, lm, N_VGetArrayPointer(c->ext_v[2]));
@@ -589,13 +649,16 @@ static int allocate(ct_context *ctx, const ct_asa2 *a, hvp_run *h,
   h->vy = ct_alloc(ctx, 2 * n * sizeof *h->vy);
   h->vp = ct_alloc(ctx, 4 * np * sizeof *h->vp);
   h->zeros = ct_calloc(ctx, n > np ? n : np, sizeof *h->zeros);
-  if (!h->zeros || !res->s_T || !res->dJdp || !res->Hu || !res->dJdy0 || !res->dJdy0_u || !h->work ||
+  h->obs_p = ct_calloc(ctx, 2 * np, sizeof *h->obs_p);
+  h->s_obs = ct_calloc(ctx, (h->o->n_obs ? h->o->n_obs : 1) * n, sizeof *h->s_obs);
+  if (!h->obs_p || !h->s_obs || !h->zeros || !res->s_T || !res->dJdp || !res->Hu || !res->dJdy0 || !res->dJdy0_u || !h->work ||
       !h->jac || !h->vy || !h->vp)
     return CT_ERR_NOMEM;
   h->dvy = h->vy + n;
   h->dvp = h->vp + np;
   h->phi_p = h->vp + 2 * np;
   h->phi_dp = h->vp + 3 * np;
+  h->obs_dp = h->obs_p + np;
   memset(h->phi_p, 0, 2 * np * sizeof *h->phi_p);
   return CT_OK;
 }
@@ -607,6 +670,8 @@ static void release(ct_context *ctx, hvp_run *h) {
   ct_free(ctx, h->vy);
   ct_free(ctx, h->vp);
   ct_free(ctx, h->zeros);
+  ct_free(ctx, h->obs_p);
+  ct_free(ctx, h->s_obs);
 }
 
 /* Runs the forward phase with the hooks (the backward phase runs in the
@@ -623,15 +688,22 @@ int ct_asa_hvp(ct_context *ctx, const ct_asa2 *a, const double *p, const double 
   if (!res) return ct_error_trace(ctx, CT_ERR_NOMEM, __FILE__, __LINE__, __func__);
   hvp_run h = {.a = a, .o = &o, .res = res, .u = u, .t0 = t0, .T = T, .one = 1.0,
                .which = -1, .rc = CT_OK, .bp = {.progress = o.ode.progress, .ud = o.ode.progress_ud}};
-  int rc = allocate(ctx, a, &h, res);
+  /* Output times: t0, the observation times, T (unless the last is T). */
+  h.n_tout = 2 + o.n_obs - (o.n_obs && o.t_obs[o.n_obs - 1] == T);
+  double *tout = ct_alloc(ctx, h.n_tout * sizeof *tout);
+  int rc = tout ? allocate(ctx, a, &h, res) : CT_ERR_NOMEM;
   if (rc == CT_OK) {
-    double tout[2] = {t0, T};
+    tout[0] = t0;
+    if (o.n_obs) memcpy(tout + 1, o.t_obs, o.n_obs * sizeof *tout);
+    tout[h.n_tout - 1] = T;
     ct_ode_hooks hooks = {&h, hvp_setup, hvp_output, hvp_finish};
-    rc = ct_ode_solve_into(ctx, a->ode, p, y0, tout, 2, &o.ode, &hooks, &res->ode);
+    rc = ct_ode_solve_into(ctx, a->ode, p, y0, tout, h.n_tout, &o.ode, &hooks,
+                           &res->ode);
     rc = ct_asa_solve_status(ctx, rc, h.rc, res->ode.message, res->message,
                              sizeof res->message);
   }
   release(ctx, &h);
+  ct_free(ctx, tout);
   if (rc < 0 && !CT_SOLVE_STOPPED(rc)) {
     ct_asa_hvp_result_free(ctx, res);
     return ct_error_trace(ctx, rc, __FILE__, __LINE__, __func__);

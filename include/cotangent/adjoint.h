@@ -130,16 +130,16 @@ int ct_asa_solve(ct_context *ctx, const ct_asa *asa, const double *p,
                  const ct_asa_options *opts, ct_asa_result **out);
 
 /* ==== Second-order adjoints: Hessian-vector products (h6) ==================
- * H u = (d²J/dp²) u of J = ∫ g dt + phi(y(T), p) by forward-over-adjoint
- * (Ozyurt & Barton 2005; SUNDIALS' cvsHessian_ASA_FSA): one forward
- * integration with checkpoints and the forward sensitivity s = (dy/dp) u,
- * then one backward integration of (lambda, mu), mu the derivative of the
- * adjoint lambda along u, with the quadratures of dJ/dp and H u. Every
- * second-order term is a forward-over-reverse AD product built once by
- * ct_asa2_new. */
+ * H u = (d²J/dp²) u of J = ∫ g dt + phi(y(T), p) + Σ_k h(t_k, y(t_k), p)
+ * by forward-over-adjoint (Ozyurt & Barton 2005; SUNDIALS'
+ * cvsHessian_ASA_FSA): one forward integration with checkpoints and the
+ * forward sensitivity s = (dy/dp) u, then one backward integration of
+ * (lambda, mu), mu the derivative of the adjoint lambda along u, with the
+ * quadratures of dJ/dp and H u. Every second-order term is a
+ * forward-over-reverse AD product built once by ct_asa2_new_obs. */
 
-/* A second-order adjoint problem: a model and an objective (no
- * observation term). Immutable once built; threads may share it. */
+/* A second-order adjoint problem: a model and an objective. Immutable
+ * once built; threads may share it. */
 typedef struct ct_asa2 ct_asa2;
 
 /* Like ct_asa_new (same g and phi, at least one; `ode` borrowed, AD model,
@@ -149,16 +149,27 @@ typedef struct ct_asa2 ct_asa2;
  * backward right-hand side. CT_ERR_ARG naming what is wrong. */
 int ct_asa2_new(ct_context *ctx, const ct_ode *ode, const ct_fun *g,
                 const ct_fun *phi, ct_asa2 **out);
+/* ct_asa2_new with the observation term Σ_k h(t_k, y(t_k), p[, d_k]) of
+ * ct_asa_new_obs (h: NULL, or inputs among "t", "y", "p", "d"; output "h"
+ * (1)); at least one of g, phi, h. The forward phase stops at every t_k
+ * to keep y(t_k) and s(t_k); the backward phase restarts there
+ * (CVodeReInitB, CVodeQuadReInitB) with the jumps lambda += h_y^T and
+ * mu += h_yy s(t_k) + h_yp u, and h_p and h_py s(t_k) + h_pp u are added
+ * to dJ/dp and H u. */
+int ct_asa2_new_obs(ct_context *ctx, const ct_ode *ode, const ct_fun *g,
+                    const ct_fun *phi, const ct_fun *h, ct_asa2 **out);
 void ct_asa2_free(ct_asa2 *asa2);
 
 typedef struct ct_asa_hvp_result {
   int status;            /* CT_OK, or the failure (also returned) */
   char message[512];     /* the failure: phase, time reached and cause */
-  ct_ode_result ode;     /* the forward phase: y at t0 and T, statistics */
+  ct_ode_result ode;     /* the forward phase: y at t0, the t_k and T,
+                            statistics */
   size_t n, np;
-  double value;          /* J = integral + final */
+  double value;          /* J = integral + final + observed */
   double integral;       /* ∫ g dt (forward quadrature), 0 without g */
   double final;          /* phi(T, y(T), p), 0 without phi */
+  double observed;       /* Σ_k h(t_k, y(t_k), p), 0 without h */
   double *s_T;           /* n: the forward sensitivity (dy(T)/dp) u */
   double *dJdp;          /* np: dJ/dp (through y0(p) when the model has it) */
   double *Hu;            /* np: (d²J/dp²) u */
@@ -169,16 +180,18 @@ typedef struct ct_asa_hvp_result {
   long sens_rhs_evals;   /* forward sensitivity right-hand side calls */
   long quad_evals;       /* forward quadrature integrand calls */
   long quad_evals_b;     /* backward quadrature integrand calls */
-  ct_ode_stats stats_b;  /* the backward integration (size 2n) */
+  ct_ode_stats stats_b;  /* the backward integration (size 2n), summed
+                            over the intervals between observations */
 } ct_asa_hvp_result;
 
 void ct_asa_hvp_result_free(ct_context *ctx, ct_asa_hvp_result *res);
 
 /* J, dJ/dp and H u for the direction u (np values) in one forward and one
  * backward integration from t0 to T > t0 (y(t0) from the model's y0(p), or
- * `y0`). Options as for ct_asa_solve (NULL: ct_asa_default_options()); the
- * forward method must be BDF or Adams; observation times are refused
- * (CT_ERR_ARG). The forward sensitivity is in the error test (tolerances
+ * `y0`). Options as for ct_asa_solve (NULL: ct_asa_default_options()),
+ * observation times t_obs and data obs_data checked alike (t_obs needs a
+ * problem with h; obs_data exactly when h has "d"); the forward method must
+ * be BDF or Adams, linsol_b auto or dense, no max_checkpoints. The forward sensitivity is in the error test (tolerances
  * CVodeSensEEtolerances). A failure in either phase returns CT_ERR_SOLVER
  * with the result ("forward phase: t = ...: <cause>" or "backward phase:
  * ..."), what was computed kept; also recorded in the context. */

@@ -3,7 +3,8 @@
  * directions e1, e2), H u against central differences of adjoint gradients
  * (ct_asa_solve at p +- h u) on Lotka-Volterra with integral and final-time
  * terms and with y0(p), the symmetry u^T H v = v^T H u, bad arguments,
- * failures in either phase (partial results kept) and fault injection. */
+ * failures in either phase (partial results kept) and fault injection;
+ * the same for the observation term Σ_k h(t_k, y(t_k), p, d_k). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -115,6 +116,33 @@ static ct_fun *lv_g_bad_gradient(ct_context *ctx) {
   ct_var z = ct_mul(u[0], ct_max(ct_addc(t, -1.0), ct_const(g, 0.0)));
   ct_var v = ct_add(ct_sqr(u[0]), ct_sqrt(z));
   ct_graph_output(g, "g", 1, &v);
+  return ct_test_finish(g);
+}
+
+/* h = (1 + 0.1 t) (x - d0)^2 + c (y - d1)^2 + 0.1 a^2 x: a data misfit
+ * with second derivatives in y, p and across. */
+static ct_fun *lv_h(ct_context *ctx) {
+  ct_graph *g = ct_graph_new(ctx);
+  ct_var t, u[2], p[4], d[2];
+  ct_graph_input(g, "t", 1, NULL, &t);
+  ct_graph_input(g, "y", 2, NULL, u);
+  ct_graph_input(g, "p", 4, NULL, p);
+  ct_graph_input(g, "d", 2, NULL, d);
+  ct_var ex = ct_sub(u[0], d[0]), ey = ct_sub(u[1], d[1]);
+  ct_var v = ct_mul(ct_addc(ct_mulc(t, 0.1), 1.0), ct_sqr(ex));
+  v = ct_add(v, ct_mul(p[2], ct_sqr(ey)));
+  v = ct_add(v, ct_mulc(ct_mul(ct_sqr(p[0]), u[0]), 0.1));
+  ct_graph_output(g, "h", 1, &v);
+  return ct_test_finish(g);
+}
+
+/* h = x^2 y (no data input). */
+static ct_fun *lv_h_no_data(ct_context *ctx) {
+  ct_graph *g = ct_graph_new(ctx);
+  ct_var u[2];
+  ct_graph_input(g, "y", 2, NULL, u);
+  ct_var v = ct_mul(ct_sqr(u[0]), u[1]);
+  ct_graph_output(g, "h", 1, &v);
   return ct_test_finish(g);
 }
 
@@ -475,7 +503,7 @@ static void test_bad_arguments(void **state) {
   o.t_obs = t_obs;
   o.n_obs = 1;
   expect_arg_error(ctx, ct_asa_hvp(ctx, a, lv_p, lv_y0v, 0, 1, u, &o, &r),
-                   "no observation term");
+                   "no observation objective h");
   o = ct_asa_default_options();
   o.ode.method = CT_ODE_ERK;
   expect_arg_error(ctx, ct_asa_hvp(ctx, a, lv_p, lv_y0v, 0, 1, u, &o, &r),
@@ -622,6 +650,310 @@ static void test_fault_injection(void **state) {
   assert_true(n > 50);
 }
 
+/* ---- The observation term --------------------------------------------------- */
+
+#define N_OBS 15
+
+/* N_OBS observation times in (0, lv_T], the last at T when at_T (else
+ * at 0.95 T), and synthetic data rows d_k near the orbit. */
+static void observation_options(ct_asa_options *o, double *t_obs, double *data, int at_T) {
+  double last = at_T ? lv_T : 0.95 * lv_T;
+  for (int k = 0; k < N_OBS; k++) {
+    t_obs[k] = last * (k + 1) / N_OBS;
+    data[2 * k] = 1.0 + 0.3 * sin(k);
+    data[2 * k + 1] = 0.8 + 0.2 * cos(k);
+  }
+  o->t_obs = t_obs;
+  o->n_obs = N_OBS;
+  o->obs_data = data;
+  o->obs_dim = 2;
+}
+
+/* The objective of an observation test: which terms, y0(p) or not. */
+typedef struct obs_case {
+  const char *what;
+  int with_g, with_phi, y0_of_p, at_T;
+} obs_case;
+
+/* Checks ct_asa_hvp with the observation term against ct_asa_solve: H u
+ * against central differences of its gradients (1e-5 of the largest
+ * component), dJ/dp to 1e-10 and J to 1e-10; returns H u into hu_out
+ * (may be NULL) for direction u. */
+static void expect_obs_hvp(ct_context *ctx, const obs_case *oc, const double *u,
+                           double *hu_out) {
+  ct_ode *m = new_model(ctx, lv_rhs(ctx, 0), oc->y0_of_p ? lv_y0(ctx) : NULL);
+  ct_fun *g = oc->with_g ? lv_g(ctx) : NULL, *phi = oc->with_phi ? lv_phi(ctx) : NULL;
+  ct_fun *h = lv_h(ctx);
+  ct_asa2 *a2 = NULL;
+  ct_asa *a = NULL;
+  if (ct_asa2_new_obs(ctx, m, g, phi, h, &a2) != CT_OK)
+    fail_msg("%s: ct_asa2_new_obs: %s", oc->what, ct_errmsg(ctx));
+  assert_int_equal(ct_asa_new_obs(ctx, m, g, phi, h, &a), CT_OK);
+  ct_fun_free(g);
+  ct_fun_free(phi);
+  ct_fun_free(h);
+  ct_asa_options o = tight_options();
+  double t_obs[N_OBS], data[2 * N_OBS];
+  observation_options(&o, t_obs, data, oc->at_T);
+  const double *y0 = oc->y0_of_p ? NULL : lv_y0v;
+  ct_asa_hvp_result *r = NULL;
+  if (ct_asa_hvp(ctx, a2, lv_p, y0, 0.0, lv_T, u, &o, &r) != CT_OK)
+    fail_msg("%s: ct_asa_hvp: %s", oc->what, ct_errmsg(ctx));
+  assert_true(r->backward_done && r->observed != 0);
+  assert_int_equal(r->ode.n_out, 1 + N_OBS + !oc->at_T);
+  double grad[3][4], h_step = 1e-4, scale = 0, value0 = 0;
+  for (int side = 0; side < 3; side++) { /* p + h u, p - h u, p */
+    double q[4], sign = side == 0 ? 1 : side == 1 ? -1 : 0;
+    for (int j = 0; j < 4; j++) q[j] = lv_p[j] + sign * h_step * u[j];
+    ct_asa_result *ra = NULL;
+    if (ct_asa_solve(ctx, a, q, y0, 0.0, lv_T, &o, &ra) != CT_OK)
+      fail_msg("%s: ct_asa_solve: %s", oc->what, ct_errmsg(ctx));
+    memcpy(grad[side], ra->dJdp, sizeof grad[side]);
+    if (side == 2) value0 = ra->value;
+    ct_asa_result_free(ctx, ra);
+  }
+  if (!ct_rel_close(r->value, value0, 1e-8))
+    fail_msg("%s: J = %.14e, ct_asa_solve %.14e", oc->what, r->value, value0);
+  for (int j = 0; j < 4; j++) scale = fmax(scale, fabs(r->Hu[j]));
+  assert_true(scale > 1e-3);
+  for (int j = 0; j < 4; j++) {
+    double fd = (grad[0][j] - grad[1][j]) / (2 * h_step);
+    if (getenv("CT_ASA_VERBOSE"))
+      printf("%s: Hu[%d] = %.12e, differences %.12e; dJ/dp %.14e, ct_asa_solve %.14e\n",
+             oc->what, j, r->Hu[j], fd, r->dJdp[j], grad[2][j]);
+    if (fabs(r->Hu[j] - fd) > 1e-5 * scale)
+      fail_msg("%s: Hu[%d] = %.10e, differences %.10e", oc->what, j, r->Hu[j], fd);
+    if (!ct_rel_close(r->dJdp[j], grad[2][j], 1e-8))
+      fail_msg("%s: dJ/dp[%d] = %.14e, ct_asa_solve %.14e", oc->what, j, r->dJdp[j],
+               grad[2][j]);
+  }
+  if (hu_out) memcpy(hu_out, r->Hu, 4 * sizeof *hu_out);
+  ct_asa_hvp_result_free(ctx, r);
+  ct_asa2_free(a2);
+  ct_asa_free(a);
+  ct_ode_free(m);
+}
+
+static void test_obs_against_differences(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  static const double u[4] = {0.3, -0.7, 0.5, 1.1};
+  obs_case oc = {"h alone, last t_k = T", 0, 0, 0, 1};
+  expect_obs_hvp(ctx, &oc, u, NULL);
+  ct_context_free(ctx);
+}
+
+/* g + phi + h with y0(p), the last observation before T; and the symmetry
+ * u^T H v = v^T H u of that objective. */
+static void test_obs_combined_and_symmetry(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  static const double u[4] = {0.3, -0.7, 0.5, 1.1}, v[4] = {-1.2, 0.4, 0.9, 0.2};
+  double hu[4], hv[4], vHu = 0, uHv = 0;
+  obs_case oc = {"g + phi + h, y0(p)", 1, 1, 1, 0};
+  expect_obs_hvp(ctx, &oc, u, hu);
+  expect_obs_hvp(ctx, &oc, v, hv);
+  for (int j = 0; j < 4; j++) vHu += v[j] * hu[j], uHv += u[j] * hv[j];
+  if (getenv("CT_ASA_VERBOSE")) printf("v^T H u = %.14e, u^T H v = %.14e\n", vHu, uHv);
+  if (!ct_rel_close(vHu, uHv, 1e-8)) fail_msg("v^T H u = %.12e, u^T H v = %.12e", vHu, uHv);
+  assert_true(fabs(vHu) > 1e-3);
+  ct_context_free(ctx);
+}
+
+/* dJ/dp and J of ct_asa_hvp equal ct_asa_solve's to 1e-10 (g + phi + h,
+ * y0(p)) once both integrate so tightly (rtol 1e-13) that their different
+ * step sequences (the forward sensitivity is in ct_asa_hvp's error test)
+ * no longer matter. */
+static void test_obs_gradient_equals_first_order(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_ode *m = new_model(ctx, lv_rhs(ctx, 0), lv_y0(ctx));
+  ct_fun *g = lv_g(ctx), *phi = lv_phi(ctx), *h = lv_h(ctx);
+  ct_asa2 *a2 = NULL;
+  ct_asa *a = NULL;
+  assert_int_equal(ct_asa2_new_obs(ctx, m, g, phi, h, &a2), CT_OK);
+  assert_int_equal(ct_asa_new_obs(ctx, m, g, phi, h, &a), CT_OK);
+  ct_fun_free(g);
+  ct_fun_free(phi);
+  ct_fun_free(h);
+  ct_asa_options o = tight_options();
+  o.ode.rtol = o.rtol_b = o.rtol_q = 1e-13;
+  o.ode.atol = o.atol_b = o.atol_q = 1e-14;
+  double t_obs[N_OBS], data[2 * N_OBS];
+  observation_options(&o, t_obs, data, 0);
+  static const double u[4] = {0.3, -0.7, 0.5, 1.1};
+  ct_asa_hvp_result *r = NULL;
+  ct_asa_result *ra = NULL;
+  assert_int_equal(ct_asa_hvp(ctx, a2, lv_p, NULL, 0.0, lv_T, u, &o, &r), CT_OK);
+  assert_int_equal(ct_asa_solve(ctx, a, lv_p, NULL, 0.0, lv_T, &o, &ra), CT_OK);
+  if (getenv("CT_ASA_VERBOSE"))
+    printf("J %.15e %.15e\n", r->value, ra->value);
+  if (!ct_rel_close(r->value, ra->value, 1e-10))
+    fail_msg("J = %.15e, ct_asa_solve %.15e", r->value, ra->value);
+  assert_true(r->observed == ra->observed || ct_rel_close(r->observed, ra->observed, 1e-10));
+  for (int j = 0; j < 4; j++) {
+    if (getenv("CT_ASA_VERBOSE"))
+      printf("dJ/dp[%d] %.15e %.15e\n", j, r->dJdp[j], ra->dJdp[j]);
+    if (!ct_rel_close(r->dJdp[j], ra->dJdp[j], 1e-10))
+      fail_msg("dJ/dp[%d] = %.15e, ct_asa_solve %.15e", j, r->dJdp[j], ra->dJdp[j]);
+  }
+  for (int i = 0; i < 2; i++) assert_true(ct_rel_close(r->dJdy0[i], ra->dJdy0[i], 1e-10));
+  ct_asa_hvp_result_free(ctx, r);
+  ct_asa_result_free(ctx, ra);
+  ct_asa2_free(a2);
+  ct_asa_free(a);
+  ct_ode_free(m);
+  ct_context_free(ctx);
+}
+
+/* The observation options checked as ct_asa_solve checks them. */
+static void test_obs_bad_arguments(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_context_set_log_level(ctx, CT_LOG_QUIET);
+  ct_ode *m = new_model(ctx, lv_rhs(ctx, 0), NULL);
+  ct_fun *h = lv_h(ctx), *plain = lv_h_no_data(ctx), *g = lv_g(ctx);
+  ct_asa2 *a = NULL, *a_plain = NULL, *a_g = NULL;
+  expect_arg_error(ctx, ct_asa2_new_obs(ctx, m, NULL, NULL, NULL, &a), "needs an objective");
+  expect_arg_error(ctx, ct_asa2_new_obs(ctx, m, NULL, NULL, g, &a), "output 'h'");
+  assert_null(a);
+  assert_int_equal(ct_asa2_new_obs(ctx, m, NULL, NULL, h, &a), CT_OK);
+  assert_int_equal(ct_asa2_new_obs(ctx, m, NULL, NULL, plain, &a_plain), CT_OK);
+  assert_int_equal(ct_asa2_new(ctx, m, g, NULL, &a_g), CT_OK);
+  static const double u[4] = {1, 0, 0, 0};
+  double t_obs[N_OBS], data[2 * N_OBS];
+  ct_asa_options o = ct_asa_default_options();
+  observation_options(&o, t_obs, data, 1);
+  ct_asa_hvp_result *r = NULL;
+  expect_arg_error(ctx, ct_asa_hvp(ctx, a_g, lv_p, lv_y0v, 0, lv_T, u, &o, &r),
+                   "no observation objective h");
+  expect_arg_error(ctx, ct_asa_hvp(ctx, a_plain, lv_p, lv_y0v, 0, lv_T, u, &o, &r),
+                   "has no input 'd'");
+  o.obs_dim = 3;
+  expect_arg_error(ctx, ct_asa_hvp(ctx, a, lv_p, lv_y0v, 0, lv_T, u, &o, &r),
+                   "obs_dim is 3");
+  o.obs_dim = 2;
+  o.obs_data = NULL;
+  expect_arg_error(ctx, ct_asa_hvp(ctx, a, lv_p, lv_y0v, 0, lv_T, u, &o, &r),
+                   "obs_data is NULL");
+  o.obs_data = data;
+  o.t_obs = NULL;
+  expect_arg_error(ctx, ct_asa_hvp(ctx, a, lv_p, lv_y0v, 0, lv_T, u, &o, &r),
+                   "pass t_obs");
+  o.t_obs = t_obs;
+  t_obs[3] = t_obs[2];
+  expect_arg_error(ctx, ct_asa_hvp(ctx, a, lv_p, lv_y0v, 0, lv_T, u, &o, &r),
+                   "t_obs[3]");
+  observation_options(&o, t_obs, data, 1);
+  expect_arg_error(ctx, ct_asa_hvp(ctx, a, lv_p, lv_y0v, 0, 0.5 * lv_T, u, &o, &r),
+                   "increasing inside (t0, T]");
+  assert_null(r);
+  /* Without observations a problem with h is well posed: J = 0. */
+  o.t_obs = NULL;
+  o.n_obs = 0;
+  o.obs_data = NULL;
+  assert_int_equal(ct_asa_hvp(ctx, a, lv_p, lv_y0v, 0, lv_T, u, &o, &r), CT_OK);
+  assert_true(r->value == 0 && r->Hu[0] == 0 && r->dJdp[0] == 0);
+  ct_asa_hvp_result_free(ctx, r);
+  ct_asa2_free(a);
+  ct_asa2_free(a_plain);
+  ct_asa2_free(a_g);
+  ct_fun_free(h);
+  ct_fun_free(plain);
+  ct_fun_free(g);
+  ct_ode_free(m);
+  ct_context_free(ctx);
+}
+
+/* A backward failure after the observation restarts: the forward phase's
+ * outputs at every t_k are kept and the message names the time. */
+static void test_obs_backward_failure(void **state) {
+  (void)state;
+  ct_context *ctx = ct_context_new(NULL);
+  ct_context_set_log_level(ctx, CT_LOG_QUIET);
+  ct_ode *m = new_model(ctx, lv_rhs(ctx, 0), NULL);
+  ct_fun *g = lv_g_bad_gradient(ctx), *h = lv_h(ctx);
+  ct_asa2 *a = NULL;
+  assert_int_equal(ct_asa2_new_obs(ctx, m, g, NULL, h, &a), CT_OK);
+  ct_fun_free(g);
+  ct_fun_free(h);
+  ct_asa_options o = ct_asa_default_options();
+  o.ode.method = CT_ODE_ADAMS;
+  double t_obs[N_OBS], data[2 * N_OBS];
+  observation_options(&o, t_obs, data, 1);
+  static const double u[4] = {1, 1, 0, 0};
+  ct_asa_hvp_result *r = NULL;
+  assert_int_equal(ct_asa_hvp(ctx, a, lv_p, lv_y0v, 0.0, lv_T, u, &o, &r), CT_ERR_SOLVER);
+  double t = -1;
+  if (strncmp(r->message, "backward phase: t = ", 20) ||
+      sscanf(r->message + 20, "%lf", &t) != 1 || !(t >= 0.9 && t <= 1.1))
+    fail_msg("got: %s", r->message);
+  assert_int_equal(r->ode.n_out, 1 + N_OBS);
+  assert_false(r->backward_done);
+  assert_true(isfinite(r->observed) && r->observed > 0);
+  assert_true(r->value == r->integral + r->observed);
+  ct_asa_hvp_result_free(ctx, r);
+  ct_asa2_free(a);
+  ct_ode_free(m);
+  ct_context_free(ctx);
+}
+
+/* Builds a Lotka-Volterra problem with an observation term (data) and
+ * solves once over 3 observations; releases everything either way. */
+static int build_and_solve_obs(ct_context *ctx, void *ud) {
+  (void)ud;
+  ct_context_set_log_level(ctx, CT_LOG_QUIET);
+  ct_fun *rhs = NULL, *h = NULL;
+  ct_graph *gr = ct_graph_new(ctx);
+  ct_var u[2], p[4], f[2], d[2];
+  int rc = gr ? CT_OK : CT_ERR_NOMEM;
+  if (rc == CT_OK) {
+    ct_graph_input(gr, "y", 2, NULL, u);
+    ct_graph_input(gr, "p", 4, NULL, p);
+    ct_lotka_volterra_terms(u, p, f);
+    ct_graph_output(gr, "f", 2, f);
+    rc = ct_graph_finalize(gr, &rhs);
+  }
+  ct_graph_free(gr);
+  gr = rc == CT_OK ? ct_graph_new(ctx) : NULL;
+  if (rc == CT_OK && !gr) rc = CT_ERR_NOMEM;
+  if (rc == CT_OK) {
+    ct_graph_input(gr, "y", 2, NULL, u);
+    ct_graph_input(gr, "p", 4, NULL, p);
+    ct_graph_input(gr, "d", 2, NULL, d);
+    ct_var v = ct_add(ct_sqr(ct_sub(u[0], d[0])), ct_mul(p[1], ct_sqr(ct_sub(u[1], d[1]))));
+    ct_graph_output(gr, "h", 1, &v);
+    rc = ct_graph_finalize(gr, &h);
+  }
+  ct_graph_free(gr);
+  ct_ode *m = NULL;
+  ct_asa2 *a = NULL;
+  ct_asa_hvp_result *r = NULL;
+  if (rc == CT_OK) rc = ct_ode_new(ctx, rhs, NULL, NULL, &m);
+  if (rc == CT_OK) rc = ct_asa2_new_obs(ctx, m, NULL, NULL, h, &a);
+  double t_obs[3] = {0.2, 0.4, 0.5}, data[6] = {1, 1, 0.9, 1.1, 0.8, 1.2};
+  double dir[4] = {1, -1, 0.5, 0};
+  ct_asa_options o = ct_asa_default_options();
+  o.t_obs = t_obs;
+  o.n_obs = 3;
+  o.obs_data = data;
+  o.obs_dim = 2;
+  if (rc == CT_OK) rc = ct_asa_hvp(ctx, a, lv_p, lv_y0v, 0.0, 0.6, dir, &o, &r);
+  ct_asa_hvp_result_free(ctx, r);
+  ct_asa2_free(a);
+  ct_ode_free(m);
+  ct_fun_free(rhs);
+  ct_fun_free(h);
+  return rc;
+}
+
+static void test_obs_fault_injection(void **state) {
+  (void)state;
+  long n = ct_test_fault_sweep(build_and_solve_obs, NULL);
+  if (getenv("CT_ASA_VERBOSE")) printf("fault sweep (observations): %ld allocations\n", n);
+  assert_true(n > 50);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cvs_hessian_example),
@@ -634,6 +966,12 @@ int main(void) {
       cmocka_unit_test(test_forward_phase_failure),
       cmocka_unit_test(test_backward_phase_failure),
       cmocka_unit_test(test_fault_injection),
+      cmocka_unit_test(test_obs_against_differences),
+      cmocka_unit_test(test_obs_combined_and_symmetry),
+      cmocka_unit_test(test_obs_gradient_equals_first_order),
+      cmocka_unit_test(test_obs_bad_arguments),
+      cmocka_unit_test(test_obs_backward_failure),
+      cmocka_unit_test(test_obs_fault_injection),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
