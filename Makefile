@@ -58,11 +58,14 @@ test-fast: build
 # $(BUILD)/bench/<name>.md; bench/RESULTS.md keeps the latest tables.
 # bench_ode also runs the SciPy peer (python3-scipy, installed here by
 # install-deps --bench); without SciPy it reports without that column.
+# bench/config times `cotangent check` of a 1,000-species network (with
+# JIT caches of its own).
 bench: build
 	@scripts/install-deps --bench || echo "make bench: python3-scipy not installed: bench_ode runs without SciPy" >&2
 	@test -x $(BUILD)/bench/bench_ad || { echo "make bench: configure with -DCOTANGENT_BENCH=ON" >&2; exit 1; }
 	$(BUILD)/bench/bench_ad --out $(BUILD)/bench/ad.json
 	COTANGENT_CACHE=$(CURDIR)/$(BUILD)/jit-cache $(BUILD)/bench/bench_ode --out $(BUILD)/bench/ode.json
+	python3 bench/config/bench_config.py --cotangent $(BUILD)/cotangent --out $(BUILD)/bench/config.json
 
 # libFuzzer on the config loader and the expression parser
 # (tests/fuzz/fuzz_config.c) under ASan + UBSan, for FUZZ_SECONDS seconds

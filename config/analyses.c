@@ -33,6 +33,8 @@ typedef struct plan_item {
   ct_asa *asa;
   ct_dae_asa *dasa;
   ct_fun *obj_vjp;           /* method forward: VJP of phi or h w.r.t. y, p */
+  struct ct_ode *int_ode;    /* method forward, integral: the model with q' = g */
+  double *int_atol_v;        /* its per-component atol (n + 1), or NULL */
 } plan_item;
 
 struct ct_cfg_plan {
@@ -217,15 +219,32 @@ static const char *gradient_method(const plan_item *it) {
   return NULL;
 }
 
-/* For method forward: the VJP of the objective's final or data term with
- * respect to y and p. An integral needs the adjoint (or finite
- * differences); data objectives need an ODE model (checked before). */
-static int prepare_forward(ct_context *ctx, plan_item *it) {
+/* For method forward with an integral (ODE models): the model with the
+ * integrand appended as a state q' = g, q(t0) = 0, and its per-component
+ * atol when the config gives one per state. */
+static int prepare_forward_integral(ct_context *ctx, const ct_cfg *cfg, const ct_cfg_built *b,
+                                    plan_item *it) {
   const ct_cfg_analysis *a = it->a;
-  if (a->objective.kind == CT_CFG_OBJ_INTEGRAL)
-    return ct_cfg_error(ctx, a->loc, "analysis '%s': method forward needs a final or data "
-                        "objective (an integral's gradient needs adjoint or "
-                        "finite_difference)", a->name);
+  if (b->dae)
+    return ct_cfg_error(ctx, a->loc, "analysis '%s': method forward with an integral "
+                        "objective needs an ODE model (use adjoint or finite_difference "
+                        "for a DAE)", a->name);
+  CT_CHECK(ctx, ct_cfg_model_integral_ode(ctx, b, &a->objective.expr, &it->int_ode));
+  if (!cfg->solver.atol_v) return CT_OK;
+  it->int_atol_v = ct_calloc(ctx, b->n + 1, sizeof *it->int_atol_v);
+  if (!it->int_atol_v) return CT_ERR_NOMEM;
+  for (size_t i = 0; i < b->n; i++) it->int_atol_v[i] = cfg->solver.atol_v[i];
+  it->int_atol_v[b->n] = cfg->solver.atol;
+  return CT_OK;
+}
+
+/* For method forward: the VJP of the objective's final or data term with
+ * respect to y and p, or for an integral the model with q' = g appended;
+ * data objectives need an ODE model (checked before). */
+static int prepare_forward(ct_context *ctx, const ct_cfg *cfg, const ct_cfg_built *b,
+                           plan_item *it) {
+  if (it->a->objective.kind == CT_CFG_OBJ_INTEGRAL)
+    return prepare_forward_integral(ctx, cfg, b, it);
   static const char *const wrt[] = {"y", "p", NULL};
   return ct_fun_vjp(ctx, it->phi ? it->phi : it->h, 1, wrt, &it->obj_vjp);
 }
@@ -239,7 +258,8 @@ static int prepare_item(ct_context *ctx, const ct_cfg *cfg, const ct_cfg_built *
     return ct_cfg_error(ctx, it->a->loc, "analysis '%s': unknown method '%s' (auto, forward, "
                         "adjoint, finite_difference)", it->a->name, it->a->method);
   CT_CHECK(ctx, prepare_objective(ctx, cfg, b, it));
-  if (strcmp(gradient_method(it), "forward") == 0) CT_CHECK(ctx, prepare_forward(ctx, it));
+  if (strcmp(gradient_method(it), "forward") == 0)
+    CT_CHECK(ctx, prepare_forward(ctx, cfg, b, it));
   return CT_OK;
 }
 
@@ -291,6 +311,8 @@ void ct_cfg_plan_free(ct_cfg_plan *pl) {
     ct_free(ctx, it->obs_data);
     ct_asa_free(it->asa);
     ct_fun_free(it->obj_vjp);
+    ct_ode_free(it->int_ode);
+    ct_free(ctx, it->int_atol_v);
     ct_dae_asa_free(it->dasa);
   }
   ct_free(ctx, pl->items);
@@ -1105,6 +1127,32 @@ static int forward_gradient(runner *r, const plan_item *it, cJSON *aj, double *g
   return rc;
 }
 
+/* The gradient of an integral from forward sensitivities (method forward):
+ * J = q(T) and dJ/dp = dq(T)/dp of the model with q' = g appended. */
+static int forward_integral(runner *r, const plan_item *it, cJSON *aj, double *grad,
+                            double *value, char *msg) {
+  const ct_cfg *cfg = r->pl->cfg;
+  size_t nq = r->pl->b->n, ny = nq + 1;
+  double tout[2] = {cfg->time.start, cfg->time.end};
+  ct_fsa_options o = ct_fsa_default_options();
+  int rc = ode_options(r, &o.ode);
+  o.ode.atol_v = it->int_atol_v;
+  ct_fsa *fsa = NULL;
+  ct_fsa_result *res = NULL;
+  if (rc == CT_OK) rc = ct_fsa_new(r->ctx, it->int_ode, it->pidx, it->np, &fsa);
+  if (rc == CT_OK) rc = ct_fsa_solve(r->ctx, fsa, r->pl->p, NULL, tout, 2, &o, &res);
+  if (res && res->ode.status < 0) snprintf(msg, 512, "%s", res->ode.message);
+  if (res) json_ode_stats(aj, "stats", &res->ode.stats, res->ode.linsol);
+  if (rc == CT_OK && res->ode.n_out < 2)
+    rc = CT_ERROR(r->ctx, CT_ERR_SOLVER, "the integral state did not reach t = %g", tout[1]);
+  if (rc == CT_OK) *value = res->ode.y[ny + nq];
+  for (size_t q = 0; rc == CT_OK && q < it->np; q++)
+    grad[it->pidx[q]] = res->s[(it->np + q) * ny + nq];
+  ct_fsa_result_free(r->ctx, res);
+  ct_fsa_free(fsa);
+  return rc;
+}
+
 /* adjoint_gradient, and gradient with methods adjoint, forward, finite_difference and auto. */
 static int run_gradient(runner *r, const plan_item *it, cJSON *aj, char *msg) {
   size_t np = r->pl->b->np;
@@ -1117,7 +1165,8 @@ static int run_gradient(runner *r, const plan_item *it, cJSON *aj, char *msg) {
   if (strcmp(method, "finite_difference") == 0) {
     rc = fd_gradient(r, it, aj, grad);
   } else {
-    if (strcmp(method, "forward") == 0) rc = forward_gradient(r, it, aj, grad, &value, msg);
+    if (it->int_ode) rc = forward_integral(r, it, aj, grad, &value, msg);
+    else if (strcmp(method, "forward") == 0) rc = forward_gradient(r, it, aj, grad, &value, msg);
     else if (it->asa) rc = adjoint_ode(r, it, aj, grad, &value, msg);
     else rc = adjoint_dae(r, it, aj, grad, &value, msg);
     if (rc == CT_OK) report_objective(r, it, aj, value);

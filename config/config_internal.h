@@ -304,6 +304,11 @@ void ct_cfg_built_free(ct_cfg_built *b);
  * `out_name` (for objectives: "g", "phi"). */
 int ct_cfg_model_scalar(ct_context *ctx, const ct_cfg_built *b, const ct_cfg_expr *src,
                         const char *out_name, ct_fun **out);
+/* The ODE model with an integral objective's integrand g appended as one
+ * more state q' = g(t, y, p), q(t0) = 0 (n + 1 states; ODE models only), so
+ * that forward sensitivities give dJ/dp = dq(T)/dp. */
+int ct_cfg_model_integral_ode(ct_context *ctx, const ct_cfg_built *b, const ct_cfg_expr *src,
+                              struct ct_ode **out);
 /* Where a state/algebraic variable (its index into y) or an observable (its
  * index into "obs", *is_observable = 1) called `name` is; -1 otherwise. */
 long ct_cfg_model_lookup(const ct_cfg_built *b, const char *name, int *is_observable);

@@ -215,16 +215,17 @@ static int emitter_lookup(void *ud, const char *name, ct_var *out) {
   return 1;
 }
 
-/* A new graph with the inputs asked for ("t", "y", "yp", "p", "d" of
- * n_d), ready to emit expressions into. */
-static int emitter_open(ct_context *ctx, const ct_cfg_built *b, int t, int y, int yp,
-                        int p, size_t n_d, emitter *e) {
+/* A new graph with the inputs asked for ("t", "y" of n + n_extra_y, "yp",
+ * "p", "d" of n_d), ready to emit expressions into; y's extra components
+ * (appended states such as an integral's q) are no model names. */
+static int emitter_open_ext(ct_context *ctx, const ct_cfg_built *b, int t, int y, int yp,
+                            int p, size_t n_d, size_t n_extra_y, emitter *e) {
   memset(e, 0, sizeof *e);
   e->ctx = ctx, e->b = b, e->has_t = t, e->has_y = y, e->has_p = p && b->np > 0;
-  size_t nn = b->priv->n_named ? b->priv->n_named : 1;
+  size_t nn = b->priv->n_named ? b->priv->n_named : 1, ny = b->n + n_extra_y;
   e->g = ct_graph_new(ctx);
-  e->y = ct_calloc(ctx, b->n ? 2 * b->n : 1, sizeof *e->y);
-  e->yp = e->y + b->n;
+  e->y = ct_calloc(ctx, ny ? 2 * ny : 1, sizeof *e->y);
+  e->yp = e->y + ny;
   e->p = ct_calloc(ctx, b->np ? b->np : 1, sizeof *e->p);
   e->d = ct_calloc(ctx, n_d ? n_d : 1, sizeof *e->d);
   e->named = ct_calloc(ctx, nn, sizeof *e->named);
@@ -232,11 +233,17 @@ static int emitter_open(ct_context *ctx, const ct_cfg_built *b, int t, int y, in
   if (!e->g || !e->y || !e->p || !e->d || !e->named || !e->done) return CT_ERR_NOMEM;
   e->scope = (ct_expr_scope){emitter_lookup, e, b->priv->known, b->priv->n_known};
   if (t) CT_CHECK(ctx, ct_graph_input(e->g, "t", 1, NULL, &e->t));
-  if (y) CT_CHECK(ctx, ct_graph_input(e->g, "y", b->n, NULL, e->y));
-  if (yp) CT_CHECK(ctx, ct_graph_input(e->g, "yp", b->n, NULL, e->yp));
+  if (y) CT_CHECK(ctx, ct_graph_input(e->g, "y", ny, NULL, e->y));
+  if (yp) CT_CHECK(ctx, ct_graph_input(e->g, "yp", ny, NULL, e->yp));
   if (e->has_p) CT_CHECK(ctx, ct_graph_input(e->g, "p", b->np, NULL, e->p));
   if (n_d) CT_CHECK(ctx, ct_graph_input(e->g, "d", n_d, NULL, e->d));
   return CT_OK;
+}
+
+/* emitter_open_ext without extra components of y. */
+static int emitter_open(ct_context *ctx, const ct_cfg_built *b, int t, int y, int yp,
+                        int p, size_t n_d, emitter *e) {
+  return emitter_open_ext(ctx, b, t, y, yp, p, n_d, 0, e);
 }
 
 /* Emits one expression through the emitter's scope. */
@@ -425,6 +432,50 @@ int ct_cfg_model_scalar(ct_context *ctx, const ct_cfg_built *b, const ct_cfg_exp
   if (rc == CT_OK) rc = ct_graph_output(e.g, out_name, 1, &v);
   ct_expr_free(ast);
   return emitter_close(&e, rc, out);
+}
+
+/* The right-hand side with the integrand appended: "t", "y" (n + 1), "p" ->
+ * "f" = (f(t, y, p), g(t, y, p)). */
+static int build_rhs_with_integral(ct_context *ctx, const ct_cfg_built *b, const ct_expr *g,
+                                   ct_fun **out) {
+  emitter e;
+  int rc = emitter_open_ext(ctx, b, 1, 1, 0, 1, 0, 1, &e);
+  ct_var *f = rc == CT_OK ? ct_calloc(ctx, b->n + 1, sizeof *f) : NULL;
+  if (rc == CT_OK && !f) rc = CT_ERR_NOMEM;
+  for (size_t i = 0; rc == CT_OK && i < b->n; i++) rc = emit(&e, b->priv->eq[i], &f[i]);
+  if (rc == CT_OK) rc = emit(&e, g, &f[b->n]);
+  if (rc == CT_OK) rc = ct_graph_output(e.g, "f", b->n + 1, f);
+  ct_free(ctx, f);
+  return emitter_close(&e, rc, out);
+}
+
+/* Initial values with q(t0) = 0 appended: "p" -> "y0" (n + 1). */
+static int build_y0_with_integral(ct_context *ctx, const ct_cfg_built *b, ct_fun **out) {
+  emitter e;
+  int rc = emitter_open(ctx, b, 0, 0, 0, 1, 0, &e);
+  ct_var *v = rc == CT_OK ? ct_calloc(ctx, b->n + 1, sizeof *v) : NULL;
+  if (rc == CT_OK && !v) rc = CT_ERR_NOMEM;
+  for (size_t i = 0; rc == CT_OK && i < b->n; i++) rc = emit(&e, b->priv->init[i], &v[i]);
+  if (rc == CT_OK) v[b->n] = ct_const(e.g, 0.0);
+  if (rc == CT_OK) rc = ct_graph_output(e.g, "y0", b->n + 1, v);
+  ct_free(ctx, v);
+  return emitter_close(&e, rc, out);
+}
+
+int ct_cfg_model_integral_ode(ct_context *ctx, const ct_cfg_built *b, const ct_cfg_expr *src,
+                              struct ct_ode **out) {
+  *out = NULL;
+  if (!b->ode) return CT_ERROR(ctx, CT_ERR_ARG, "an integral state needs an ODE model");
+  ct_expr *g = NULL;
+  CT_CHECK(ctx, ct_expr_parse(ctx, src, &g));
+  ct_fun *rhs = NULL, *y0 = NULL;
+  int rc = build_rhs_with_integral(ctx, b, g, &rhs);
+  if (rc == CT_OK) rc = build_y0_with_integral(ctx, b, &y0);
+  if (rc == CT_OK) rc = ct_ode_new(ctx, rhs, y0, NULL, out);
+  ct_fun_free(rhs);
+  ct_fun_free(y0);
+  ct_expr_free(g);
+  return rc;
 }
 
 long ct_cfg_model_lookup(const ct_cfg_built *b, const char *name, int *is_observable) {

@@ -590,7 +590,7 @@ static void test_bad_arguments(void **state) {
 /* ---- The bad-input suite's expression cases ---------------------------------------- */
 
 #ifdef CT_CONFIG_TEST_DIR
-/* One "model  expr_*.yaml  LINE:COL  WORDS" line of tests/config/bad_expr/EXPECT:
+/* One "model  expr_*.yaml  LINE:COL  WORDS" line of tests/config/bad/EXPECT:
  * loading and building the model fails with the location and the words.
  * Returns 1 when the line was such a case. */
 static int check_bad_case(char *line) {
@@ -601,7 +601,7 @@ static int check_bad_case(char *line) {
   char *words = line + used;
   words[strcspn(words, "\n")] = '\0';
   char path[512], loc[192];
-  snprintf(path, sizeof path, "%s/bad_expr/%s", CT_CONFIG_TEST_DIR, file);
+  snprintf(path, sizeof path, "%s/bad/%s", CT_CONFIG_TEST_DIR, file);
   snprintf(loc, sizeof loc, "%s:%s: ", file, where);
   ct_context *ctx = ct_context_new(NULL);
   ct_cfg *cfg = NULL;
@@ -627,7 +627,7 @@ static int check_bad_case(char *line) {
 
 static void test_bad_suite_expression_cases(void **state) {
   (void)state;
-  FILE *f = fopen(CT_CONFIG_TEST_DIR "/bad_expr/EXPECT", "r");
+  FILE *f = fopen(CT_CONFIG_TEST_DIR "/bad/EXPECT", "r");
   assert_non_null(f);
   char line[1024];
   int checked = 0;

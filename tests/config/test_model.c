@@ -350,7 +350,10 @@ static void test_gradient_methods_agree(void **state) {
            "  - {type: gradient, name: adj, method: adjoint, objective: {data: {file: %s, sigma: 0.5}}}\n"
            "  - {type: gradient, name: fd, method: finite_difference, objective: {data: {file: %s, sigma: 0.5}}}\n"
            "  - {type: gradient, name: ffwd, method: forward, objective: {final: x^2*y + a}}\n"
-           "  - {type: adjoint_gradient, name: fadj, objective: {final: x^2*y + a}, check: finite_difference}\n",
+           "  - {type: adjoint_gradient, name: fadj, objective: {final: x^2*y + a}, check: finite_difference}\n"
+           "  - {type: adjoint_gradient, name: iadj, objective: {integral: both + a*x^2}}\n"
+           "  - {type: gradient, name: ifwd, method: forward, objective: {integral: both + a*x^2}}\n"
+           "  - {type: gradient, name: ifwd2, method: forward, parameters: [c], objective: {integral: both + a*x^2}}\n",
            csv, csv, csv);
   ct_context *ctx = ct_context_new(NULL);
   char out[600];
@@ -366,7 +369,14 @@ static void test_gradient_methods_agree(void **state) {
     double ffwd = summary_number(sum, 4, "gradient", names[j]);
     double fadj = summary_number(sum, 5, "gradient", names[j]);
     assert_close(ffwd, fadj, 1e-6 * fabs(fadj));
+    /* an integral by forward sensitivities of the model with q' = g */
+    double iadj = summary_number(sum, 6, "gradient", names[j]);
+    assert_close(summary_number(sum, 7, "gradient", names[j]), iadj, 1e-6 * fabs(iadj));
   }
+  assert_close(summary_number(sum, 8, "gradient", "c"), summary_number(sum, 6, "gradient", "c"),
+               1e-6 * fabs(summary_number(sum, 6, "gradient", "c")));
+  double iobj = summary_number(sum, 6, "objective", NULL);
+  assert_close(summary_number(sum, 7, "objective", NULL), iobj, 1e-8 * fabs(iobj));
   /* the likelihood is the same whichever method computed it */
   double nll = summary_number(sum, 2, "negative_log_likelihood", NULL);
   assert_close(summary_number(sum, 1, "negative_log_likelihood", NULL), nll, 1e-8 * nll);
@@ -428,7 +438,8 @@ static int plan_lv(ct_context *ctx, void *ud) {
       "time: {start: 0, end: 2, output: [0, 1, 2]}\n"
       "analyses:\n"
       "  - {type: gradient, method: forward, objective: {final: x^2 + a}}\n"
-      "  - {type: adjoint_gradient, objective: {integral: xy}}\n";
+      "  - {type: adjoint_gradient, objective: {integral: xy}}\n"
+      "  - {type: gradient, method: forward, objective: {integral: xy + a}}\n";
   ct_cfg_doc *doc = NULL;
   ct_cfg *cfg = NULL;
   ct_cfg_built *b = NULL;

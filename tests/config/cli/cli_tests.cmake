@@ -73,3 +73,19 @@ ct_add_cli_test(config.cli.dae_atol_per_state RC 0
 ct_add_cli_test(config.cli.default_outdir RC 0
   ARGS run ${_lv} -q --set analyses.2.check=none OUT "negative log-likelihood"
   FILES ${CMAKE_CURRENT_BINARY_DIR}/results/lotka_volterra/summary.json)
+# The bad-input suite through the command: `cotangent check` of every case of
+# tests/config/bad/EXPECT (configs, expressions, data files) exits 2, prints
+# nothing on stdout and names the location and the words on stderr.
+add_executable(ct_bad_inputs ${_cli_dir}/bad_inputs.c)
+add_test(NAME config.cli.bad_inputs COMMAND ct_bad_inputs $<TARGET_FILE:cotangent_cli>
+  ${PROJECT_SOURCE_DIR}/tests/config/bad ${_cli_work}/bad_inputs)
+set_tests_properties(config.cli.bad_inputs PROPERTIES LABELS config
+  ENVIRONMENT "COTANGENT_CACHE=${CMAKE_BINARY_DIR}/jit-cache")
+# method forward with an integral objective (the integrand as an extra state),
+# with a per-state atol: the same gradient as the adjoint, checked by
+# central differences.
+ct_add_cli_test(config.cli.forward_integral RC 0
+  ARGS run ${_rob} -q -o ${_cli_work}/forward_integral
+       "--set=analyses.4.objective={integral: y3}" --set analyses.4.check=finite_difference
+  CLEAN ${_cli_work}/forward_integral
+  OUT "final_y1_forward: gradient\n +objective +2\\.822893[0-9]+e\\+03\n +dJ/d p1 +2\\.16608[0-9]+e\\+04\n +dJ/d p2 +-8\\.44289[0-9]+e-02\n +dJ/d p3 +1\\.40715[0-9]+e-05\n +finite-difference check +passed")
