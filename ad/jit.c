@@ -24,6 +24,10 @@ extern char **environ;
 /* The entry point's name in every compiled object. Objects are opened with
  * RTLD_LOCAL and looked up by handle, so the names never clash. */
 #define JIT_ENTRY "ct_jit_fn"
+/* Above JIT_O1_OPS operations the default flags are -O1; above JIT_MAX_OPS
+ * (unless ct_jit_options.max_ops says otherwise) nothing is compiled. */
+#define JIT_O1_OPS ((size_t)50000)
+#define JIT_MAX_OPS CT_JIT_MAX_OPS_DEFAULT
 
 /* Internal result of a step that failed softly: the reason is in the job
  * and the function stays on the interpreter. */
@@ -309,7 +313,9 @@ static int jit_attach(jit_job *j, ct_fun *f, const ct_codegen_text *t,
   const char *cc = opts && opts->cc && *opts->cc ? opts->cc
                    : env_cc && *env_cc         ? env_cc
                                                : "cc";
-  const char *cflags = opts && opts->cflags ? opts->cflags : "-O2";
+  const char *cflags = opts && opts->cflags ? opts->cflags
+                       : f->n_nodes > JIT_O1_OPS ? "-O1"
+                                                 : "-O2";
   const char *dir = ct_context_cache_dir(ctx);
   char leaf[40];
   snprintf(leaf, sizeof leaf, "/ct-%016llx.so",
@@ -345,6 +351,14 @@ int ct_fun_jit(ct_context *ctx, ct_fun *f, const ct_jit_options *opts) {
   if (!f) return CT_ERROR(ctx, CT_ERR_ARG, "ct_fun_jit needs a function");
   if (f->compiled) {
     ct_context_log(ctx, CT_LOG_DEBUG, "jit: function already compiled");
+    return CT_OK;
+  }
+  size_t max_ops = opts && opts->max_ops ? opts->max_ops : JIT_MAX_OPS;
+  if (f->n_nodes > max_ops) {
+    ct_context_log(ctx, CT_LOG_INFO,
+                   "jit: %zu operations are above the compile limit of %zu "
+                   "(ct_jit_options.max_ops); staying on the interpreter",
+                   f->n_nodes, max_ops);
     return CT_OK;
   }
   ct_codegen_text t;

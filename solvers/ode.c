@@ -142,18 +142,20 @@ int ct_model_jit_fun(ct_context *ctx, const ct_model_jit *j, ct_fun *f) {
 
 /* Copies opts into *j (strings included) without turning it on. */
 static int jit_copy_options(ct_context *ctx, ct_model_jit *j, const ct_jit_options *opts) {
-  ct_jit_options none = {NULL, NULL, 0};
+  ct_jit_options none = {0};
   const ct_jit_options *o = opts ? opts : &none;
   if (o->cc && !(j->cc = ct_strdup(ctx, o->cc))) return CT_ERR_NOMEM;
   if (o->cflags && !(j->cflags = ct_strdup(ctx, o->cflags))) return CT_ERR_NOMEM;
   j->opts.cc = j->cc;
   j->opts.cflags = j->cflags;
   j->opts.max_chunk = o->max_chunk;
+  j->opts.max_ops = o->max_ops;
   return CT_OK;
 }
 
 /* Compiles the model functions fs and records the options (see
- * ode_internal.h); stops at the first one left on the interpreter. */
+ * ode_internal.h); stops at the first one the compiler failed on (those
+ * above the size limit stay interpreted, the rest are compiled). */
 int ct_model_jit_all(ct_context *ctx, ct_model_jit *j, const ct_jit_options *opts,
                      ct_fun *const *fs, size_t n) {
   if (j->on) return CT_OK;
@@ -162,7 +164,8 @@ int ct_model_jit_all(ct_context *ctx, ct_model_jit *j, const ct_jit_options *opt
   for (size_t i = 0; rc == CT_OK && compiled && i < n; i++) {
     if (!fs[i]) continue;
     rc = ct_fun_jit(ctx, fs[i], &j->opts);
-    compiled = ct_fun_backend(fs[i]) == CT_BACKEND_JIT;
+    size_t limit = j->opts.max_ops ? j->opts.max_ops : CT_JIT_MAX_OPS_DEFAULT;
+    compiled = ct_fun_backend(fs[i]) == CT_BACKEND_JIT || ct_fun_n_nodes(fs[i]) > limit;
   }
   if (rc < 0) ct_model_jit_clear(ctx, j);
   else j->on = compiled;

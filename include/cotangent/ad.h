@@ -246,9 +246,16 @@ typedef enum ct_backend { CT_BACKEND_INTERPRETER = 0, CT_BACKEND_JIT = 1 } ct_ba
 
 typedef struct ct_jit_options {
   const char *cc;       /* compiler; NULL: $CC, else "cc" */
-  const char *cflags;   /* NULL: "-O2"; -fPIC -shared are always added */
+  const char *cflags;   /* NULL: "-O2", or "-O1" for functions of more than
+                           50,000 operations (half the compile time at about
+                           the same speed); -fPIC -shared are always added */
   size_t max_chunk;     /* statements per generated C function; 0: 5000 */
+  size_t max_ops;       /* functions with more operations stay on the
+                           interpreter (logged at info level): the system
+                           compiler's time and memory grow faster than the
+                           code; 0: CT_JIT_MAX_OPS_DEFAULT */
 } ct_jit_options;
+#define CT_JIT_MAX_OPS_DEFAULT ((size_t)250000)
 
 /* Compiles f to machine code through generated C and the system compiler
  * and attaches it, so that ct_fun_eval runs it. The shared object is cached

@@ -417,7 +417,7 @@ static void test_all_ops_tiny_chunks(void **state) {
   double *pts = all_ops_points(&npts);
   size_t chunks[] = {1, 2, 7, 50, SIZE_MAX};
   for (size_t k = 0; k < sizeof chunks / sizeof *chunks; k++) {
-    ct_jit_options opts = {NULL, k == 0 ? "" : NULL, chunks[k]}; /* "": no -O2 */
+    ct_jit_options opts = {NULL, k == 0 ? "" : NULL, chunks[k], 0}; /* "": no -O2 */
     ct_fun *f = build_all_ops(fx->ctx);
     check_jit_matches(fx, f, npts, pts, &opts);
     ct_fun_free(f);
@@ -587,7 +587,7 @@ static void test_big_function_in_chunks(void **state) {
   assert_non_null(pts);
   for (int p = 0; p < 6; p++)
     for (int i = 0; i < 64; i++) pts[p * 64 + i] = (p == 5 ? -1 : 1) * rng_uniform(0, 0.05) + 0.01 * i;
-  ct_jit_options opts = {NULL, NULL, 1000};
+  ct_jit_options opts = {NULL, NULL, 1000, 0};
   double t0 = now_s();
   check_jit_matches(fx, f, 6, pts, &opts);
   double t_jit = now_s() - t0;
@@ -624,6 +624,23 @@ static int count_lines(const char *path) {
   return n;
 }
 
+/* A function above max_ops is not compiled: CT_OK, the interpreter, an
+ * info line naming the limit, and no object in the cache. */
+static void test_size_limit_stays_interpreted(void **state) {
+  fixture *fx = *state;
+  ct_fun *f = build_big(fx->ctx, 200);
+  size_t nodes = ct_fun_n_nodes(f);
+  ct_jit_options small = {NULL, NULL, 0, nodes - 1};
+  assert_int_equal(ct_fun_jit(fx->ctx, f, &small), CT_OK);
+  assert_int_equal(ct_fun_backend(f), CT_BACKEND_INTERPRETER);
+  assert_non_null(strstr(fx->log.info, "above the compile limit"));
+  assert_int_equal(count_files(fx->cache, ".so"), 0);
+  ct_jit_options enough = {NULL, NULL, 0, nodes};
+  assert_int_equal(ct_fun_jit(fx->ctx, f, &enough), CT_OK);
+  assert_int_equal(ct_fun_backend(f), CT_BACKEND_JIT);
+  ct_fun_free(f);
+}
+
 static void test_cache_hit_skips_compiler(void **state) {
   fixture *fx = *state;
   /* A compiler wrapper that counts its runs. */
@@ -634,7 +651,7 @@ static void test_cache_hit_skips_compiler(void **state) {
   write_text(wrapper, script);
   assert_int_equal(chmod(wrapper, 0755), 0);
 
-  ct_jit_options opts = {wrapper, NULL, 0};
+  ct_jit_options opts = {wrapper, NULL, 0, 0};
   uint64_t seed = rng_state;
   ct_fun *f1 = build_random_expression(fx->ctx);
   uint64_t after = rng_state;
@@ -674,7 +691,7 @@ static void test_cache_hit_skips_compiler(void **state) {
    * function stays on the interpreter. */
   rng_state = seed;
   ct_fun *f3 = build_random_expression(ctx2);
-  ct_jit_options o1 = {wrapper, "-O1", 0};
+  ct_jit_options o1 = {wrapper, "-O1", 0, 0};
   assert_int_equal(ct_fun_jit(ctx2, f3, &o1), CT_OK);
   assert_int_equal(ct_fun_backend(f3), CT_BACKEND_INTERPRETER);
   assert_int_equal(fx2.log.warnings, 1);
@@ -685,7 +702,7 @@ static void test_cache_hit_skips_compiler(void **state) {
   ct_fun_free(f3);
   rng_state = seed;
   f3 = build_random_expression(ctx2);
-  ct_jit_options other = {"/nonexistent/cc", NULL, 0};
+  ct_jit_options other = {"/nonexistent/cc", NULL, 0, 0};
   assert_int_equal(ct_fun_jit(ctx2, f3, &other), CT_OK);
   assert_int_equal(ct_fun_backend(f3), CT_BACKEND_INTERPRETER);
   assert_int_equal(fx2.log.warnings, 2);
@@ -812,17 +829,17 @@ static void check_fallback(fixture *fx, const ct_jit_options *opts, const char *
 
 static void test_fallback_without_compiler(void **state) {
   fixture *fx = *state;
-  ct_jit_options opts = {"/nonexistent/cc", NULL, 0};
+  ct_jit_options opts = {"/nonexistent/cc", NULL, 0, 0};
   check_fallback(fx, &opts, "/nonexistent/cc");
-  ct_jit_options blank = {"  ", NULL, 0};
+  ct_jit_options blank = {"  ", NULL, 0, 0};
   check_fallback(fx, &blank, "compiler");
 }
 
 static void test_fallback_bad_flag(void **state) {
   fixture *fx = *state;
-  ct_jit_options opts = {"cc", "-O2 --no-such-flag-for-cotangent", 0};
+  ct_jit_options opts = {"cc", "-O2 --no-such-flag-for-cotangent", 0, 0};
   check_fallback(fx, &opts, "no-such-flag-for-cotangent");
-  ct_jit_options werr = {"cc", "-O2 -Werror -Wfloat-equal", 0};
+  ct_jit_options werr = {"cc", "-O2 -Werror -Wfloat-equal", 0, 0};
   check_fallback(fx, &werr, "exited with status");
 }
 
@@ -1044,7 +1061,7 @@ static int jit_under_faults(ct_context *ctx, void *ud) {
   snprintf(path, sizeof path, "%s/fault.c", fx->dir);
   rc = ct_fun_codegen(ctx, f, "fault", path, NULL);
   if (rc >= 0) rc = ct_fun_vjp(ctx, f, 1, NULL, &jf);
-  ct_jit_options opts = {NULL, NULL, 3};
+  ct_jit_options opts = {NULL, NULL, 3, 0};
   if (rc >= 0) rc = ct_fun_jit(ctx, jf, &opts);
   if (rc >= 0 && ct_fun_backend(jf) != CT_BACKEND_JIT) rc = CT_ERR_INTERNAL;
   if (rc >= 0) {
@@ -1098,6 +1115,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_codegen_standalone, setup, teardown),
       cmocka_unit_test_setup_teardown(test_codegen_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_codegen_odd_names_and_empty, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_size_limit_stays_interpreted, setup, teardown),
       cmocka_unit_test_setup_teardown(test_fault_injection, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

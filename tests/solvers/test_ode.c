@@ -951,7 +951,7 @@ static void test_jit_fallbacks(void **state) {
   ct_fun *rhs = ct_robertson_rhs(ctx);
   ct_ode *ode = NULL;
   assert_int_equal(ct_ode_new(ctx, rhs, NULL, NULL, &ode), CT_OK);
-  ct_jit_options bad = {"/nonexistent/cotangent-cc", NULL, 0};
+  ct_jit_options bad = {"/nonexistent/cotangent-cc", NULL, 0, 0};
   assert_int_equal(ct_ode_jit(ctx, ode, &bad), CT_OK);
   assert_int_equal(warnings, 1); /* one warning for the model, not one per function */
   assert_false(ode->jit.on);
@@ -971,7 +971,7 @@ static int build_jit_and_solve(ct_context *ctx, void *ud) {
   ct_ode_result *res = NULL;
   double tout[3] = {0, 0.4, 4}, y0[3] = {1, 0, 0};
   ct_ode_options o = ct_ode_default_options();
-  ct_jit_options jo = {NULL, "-O1", 0};
+  ct_jit_options jo = {NULL, "-O1", 0, 0};
   int rc = ct_ode_new(ctx, ud, NULL, NULL, &ode);
   if (rc == CT_OK) rc = ct_ode_jit(ctx, ode, &jo);
   if (rc == CT_OK) rc = ct_ode_solve(ctx, ode, NULL, y0, tout, 3, &o, &res);
