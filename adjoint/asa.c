@@ -97,6 +97,22 @@ int ct_objective_check_data(ct_context *ctx, const ct_fun *f, const char *what,
   return objective_check(ctx, f, what, out, n, np, d_size);
 }
 
+/* One-seed VJP of one output (see objective.h). */
+int ct_objective_vjp(ct_context *ctx, const ct_fun *f, const char *out,
+                     const char *const *wrt, size_t n_wrt, const char *const *keep,
+                     ct_fun **vjp) {
+  const char *only[] = {out, NULL};
+  if (n_wrt == 0) return ct_fun_select_outputs(ctx, f, only, vjp);
+  ct_fun *single = NULL, *full = NULL;
+  CT_CHECK(ctx, ct_fun_select_outputs(ctx, f, only, &single));
+  int rc = ct_fun_vjp(ctx, single, 1, wrt, &full);
+  ct_fun_free(single);
+  CT_CHECK(ctx, rc);
+  rc = ct_fun_select_outputs(ctx, full, keep, vjp);
+  ct_fun_free(full);
+  return rc;
+}
+
 /* The one-seed VJP of f with respect to its inputs y and p (those it has),
  * reduced to output `out` (when keep_value) and the input adjoints. */
 static int build_vjp(ct_context *ctx, const ct_fun *f, const char *out, int keep_value,
@@ -106,19 +122,7 @@ static int build_vjp(ct_context *ctx, const ct_fun *f, const char *out, int keep
   if (keep_value) names[nn++] = out;
   if (ct_fun_in_index(f, "y") >= 0) wrt[nw++] = "y", names[nn++] = "bar_y";
   if (ct_fun_in_index(f, "p") >= 0) wrt[nw++] = "p", names[nn++] = "bar_p";
-  const char *only[] = {out, NULL};
-  if (nw == 0) { /* depends on t alone: no adjoints */
-    CT_CHECK(ctx, ct_fun_select_outputs(ctx, f, only, &v->f));
-  } else { /* f reduced to `out` first: one seed, whatever else f computes */
-    ct_fun *single = NULL, *full = NULL;
-    CT_CHECK(ctx, ct_fun_select_outputs(ctx, f, only, &single));
-    int rc = ct_fun_vjp(ctx, single, 1, wrt, &full);
-    ct_fun_free(single);
-    CT_CHECK(ctx, rc);
-    rc = ct_fun_select_outputs(ctx, full, names, &v->f);
-    ct_fun_free(full);
-    CT_CHECK(ctx, rc);
-  }
+  CT_CHECK(ctx, ct_objective_vjp(ctx, f, out, wrt, nw, names, &v->f));
   char bar[64];
   snprintf(bar, sizeof bar, "bar_%s", out);
   v->t = ct_fun_in_index(v->f, "t");

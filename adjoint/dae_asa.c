@@ -72,19 +72,7 @@ static int build_vjp(ct_context *ctx, const ct_fun *f, const char *out, int keep
       names[nn++] = bars[nw];
       nw++;
     }
-  const char *only[] = {out, NULL};
-  if (nw == 0) {
-    CT_CHECK(ctx, ct_fun_select_outputs(ctx, f, only, &v->f));
-  } else {
-    ct_fun *single = NULL, *full = NULL;
-    CT_CHECK(ctx, ct_fun_select_outputs(ctx, f, only, &single));
-    int rc = ct_fun_vjp(ctx, single, 1, wrt, &full);
-    ct_fun_free(single);
-    CT_CHECK(ctx, rc);
-    rc = ct_fun_select_outputs(ctx, full, names, &v->f);
-    ct_fun_free(full);
-    CT_CHECK(ctx, rc);
-  }
+  CT_CHECK(ctx, ct_objective_vjp(ctx, f, out, wrt, nw, names, &v->f));
   char bar[64];
   snprintf(bar, sizeof bar, "bar_%s", out);
   v->t = ct_fun_in_index(v->f, "t");

@@ -15,4 +15,12 @@ int ct_objective_check(ct_context *ctx, const ct_fun *f, const char *what,
 int ct_objective_check_data(ct_context *ctx, const ct_fun *f, const char *what,
                             const char *out, size_t n, size_t np, size_t *d_size);
 
+/* The one-seed VJP of f's output `out` (f reduced to that output first, so
+ * whatever else f computes does not matter) with respect to the inputs
+ * wrt[0..n_wrt), reduced to the outputs `keep` (NULL-terminated: `out`
+ * and/or "bar_<input>"); with n_wrt 0, just f reduced to `out`. */
+int ct_objective_vjp(ct_context *ctx, const ct_fun *f, const char *out,
+                     const char *const *wrt, size_t n_wrt, const char *const *keep,
+                     ct_fun **vjp);
+
 #endif
