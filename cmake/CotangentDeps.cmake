@@ -30,6 +30,9 @@ if(NOT TARGET cotangent_deps::suitesparse)
     INTERFACE_LINK_LIBRARIES "${_ct_ss_libs}")
 endif()
 
+# LAPACK (dense LU of ct_linsolve "dense"): FindLAPACK's imported target.
+find_package(LAPACK REQUIRED)
+
 # ColPack (graph coloring, C++) has no CMake or pkg-config file either. Its
 # headers include each other by bare name, so the include folder is the
 # ColPack folder itself (SYSTEM, as for every imported target: its headers
@@ -52,7 +55,7 @@ set(COTANGENT_DEP_TARGETS
   SUNDIALS::sunlinsolband_shared SUNDIALS::sunlinsolklu_shared
   SUNDIALS::sunlinsolspgmr_shared
   PkgConfig::COTANGENT_PETSC PkgConfig::COTANGENT_YAML MPI::MPI_C
-  cotangent_deps::suitesparse cotangent_deps::colpack m ${CMAKE_DL_LIBS})
+  cotangent_deps::suitesparse cotangent_deps::colpack LAPACK::LAPACK m ${CMAKE_DL_LIBS})
 
 # Debian's PETSc.pc adds -D_FORTIFY_SOURCE=2 and -Wdate-time to the compile
 # flags, which breaks -O0 -Werror builds; keep only its include folders.

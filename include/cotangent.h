@@ -10,5 +10,6 @@
 #include "cotangent/dae.h"
 #include "cotangent/sensitivity.h"
 #include "cotangent/adjoint.h"
+#include "cotangent/linsolve.h"
 
 #endif

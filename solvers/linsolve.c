@@ -1,0 +1,201 @@
+/* Linear solves behind one ops table, the registry of built-in
+ * implementations, and the derivatives of x = A^{-1} b that reuse the
+ * factorization (tangent: one solve; adjoint: one transposed solve). */
+#include "cotangent/linsolve.h"
+
+#include <string.h>
+
+/* Built-in implementations (solvers/linsolve_suitesparse.c, linsolve_dense.c). */
+extern const ct_linsolve_ops ct_linsolve_klu;
+extern const ct_linsolve_ops ct_linsolve_umfpack;
+extern const ct_linsolve_ops ct_linsolve_cholmod;
+extern const ct_linsolve_ops ct_linsolve_dense;
+
+struct ct_linsolve {
+  const ct_linsolve_ops *ops;
+  void *impl;
+  ct_sparsity pattern; /* owned copy */
+  double *values;      /* nnz, the factored values */
+  double *work;        /* n */
+  int factored;        /* a factorization is current */
+  int ever_factored;   /* refactor may reuse the symbolic analysis */
+};
+
+static const ct_linsolve_ops *const builtin_ops[] = {
+    &ct_linsolve_klu, &ct_linsolve_umfpack, &ct_linsolve_cholmod,
+    &ct_linsolve_dense};
+
+static const char *const builtin_names[] = {"klu", "umfpack", "cholmod",
+                                            "dense", NULL};
+
+/* Looks a built-in implementation up by name; NULL when unknown. */
+const ct_linsolve_ops *ct_linsolve_find(const char *name) {
+  if (!name) return NULL;
+  for (size_t i = 0; i < sizeof builtin_ops / sizeof builtin_ops[0]; i++)
+    if (strcmp(builtin_ops[i]->name, name) == 0) return builtin_ops[i];
+  return NULL;
+}
+
+/* The built-in names, NULL-terminated; static storage. */
+const char *const *ct_linsolve_names(void) { return builtin_names; }
+
+/* CT_OK when `A` is a square CSC pattern with in-range, sorted rows. */
+static int check_pattern(ct_context *ctx, const ct_sparsity *A) {
+  if (!A || !A->colptr || (A->nnz && !A->rowind))
+    return CT_ERROR(ctx, CT_ERR_ARG, "linsolve: the matrix pattern is NULL");
+  if (A->nrows != A->ncols || A->nrows == 0)
+    return CT_ERROR(ctx, CT_ERR_ARG,
+                    "linsolve: the matrix must be square and nonempty (%zu x %zu)",
+                    A->nrows, A->ncols);
+  if (A->colptr[0] != 0 || A->colptr[A->ncols] != A->nnz)
+    return CT_ERROR(ctx, CT_ERR_ARG, "linsolve: colptr does not span 0..nnz");
+  for (size_t j = 0; j < A->ncols; j++) {
+    if (A->colptr[j + 1] < A->colptr[j])
+      return CT_ERROR(ctx, CT_ERR_ARG, "linsolve: colptr decreases at column %zu", j);
+    for (size_t k = A->colptr[j]; k < A->colptr[j + 1]; k++) {
+      if (A->rowind[k] >= A->nrows || (k > A->colptr[j] && A->rowind[k] <= A->rowind[k - 1]))
+        return CT_ERROR(ctx, CT_ERR_ARG,
+                        "linsolve: row index %zu of column %zu out of range or unsorted",
+                        A->rowind[k], j);
+    }
+  }
+  return CT_OK;
+}
+
+/* Creates a solver with a built-in implementation found by name. */
+int ct_linsolve_create(ct_context *ctx, const char *name, const ct_sparsity *A,
+                       ct_linsolve **out) {
+  const ct_linsolve_ops *ops = ct_linsolve_find(name);
+  if (!ops)
+    return CT_ERROR(ctx, CT_ERR_ARG,
+                    "linsolve: unknown solver \"%s\" (klu, umfpack, cholmod, dense)",
+                    name ? name : "(null)");
+  CT_CHECK(ctx, ct_linsolve_create_ops(ctx, ops, A, out));
+  return CT_OK;
+}
+
+/* Creates a solver over `ops`; *out owns a copy of the pattern. */
+int ct_linsolve_create_ops(ct_context *ctx, const ct_linsolve_ops *ops,
+                           const ct_sparsity *A, ct_linsolve **out) {
+  if (!out) return CT_ERROR(ctx, CT_ERR_ARG, "linsolve: out is NULL");
+  *out = NULL;
+  if (!ops || !ops->name || !ops->create || !ops->factor || !ops->solve ||
+      !ops->destroy)
+    return CT_ERROR(ctx, CT_ERR_ARG,
+                    "linsolve: the ops table lacks a required entry "
+                    "(name, create, factor, solve, destroy)");
+  CT_CHECK(ctx, check_pattern(ctx, A));
+  ct_linsolve *ls = ct_calloc(ctx, 1, sizeof *ls);
+  if (!ls) return CT_ERR_NOMEM;
+  ls->ops = ops;
+  ls->pattern.nrows = A->nrows;
+  ls->pattern.ncols = A->ncols;
+  ls->pattern.nnz = A->nnz;
+  ls->pattern.colptr = ct_calloc(ctx, A->ncols + 1, sizeof(size_t));
+  ls->pattern.rowind = ct_calloc(ctx, A->nnz ? A->nnz : 1, sizeof(size_t));
+  ls->values = ct_calloc(ctx, A->nnz ? A->nnz : 1, sizeof(double));
+  ls->work = ct_calloc(ctx, A->nrows, sizeof(double));
+  if (!ls->pattern.colptr || !ls->pattern.rowind || !ls->values || !ls->work) {
+    ct_linsolve_free(ctx, ls);
+    return CT_ERR_NOMEM;
+  }
+  memcpy(ls->pattern.colptr, A->colptr, (A->ncols + 1) * sizeof(size_t));
+  if (A->nnz) memcpy(ls->pattern.rowind, A->rowind, A->nnz * sizeof(size_t));
+  int status = ops->create(ctx, &ls->pattern, &ls->impl);
+  if (status < 0) {
+    ls->impl = NULL;
+    ct_linsolve_free(ctx, ls);
+    return ct_error_trace(ctx, status, __FILE__, __LINE__, __func__);
+  }
+  *out = ls;
+  return CT_OK;
+}
+
+/* Frees everything the solver owns, the implementation's state included. */
+void ct_linsolve_free(ct_context *ctx, ct_linsolve *ls) {
+  if (!ls) return;
+  if (ls->impl) ls->ops->destroy(ctx, ls->impl);
+  ct_free(ctx, ls->pattern.colptr);
+  ct_free(ctx, ls->pattern.rowind);
+  ct_free(ctx, ls->values);
+  ct_free(ctx, ls->work);
+  ct_free(ctx, ls);
+}
+
+/* The implementation's registered name. */
+const char *ct_linsolve_name(const ct_linsolve *ls) {
+  return ls ? ls->ops->name : NULL;
+}
+
+/* Copies the values and factors (first time) or refactors (same pattern). */
+int ct_linsolve_factor(ct_context *ctx, ct_linsolve *ls, const double *values) {
+  if (!ls || (!values && ls->pattern.nnz))
+    return CT_ERROR(ctx, CT_ERR_ARG, "linsolve: solver or values NULL");
+  if (ls->pattern.nnz) memcpy(ls->values, values, ls->pattern.nnz * sizeof(double));
+  ls->factored = 0;
+  int (*fn)(ct_context *, void *, double *) =
+      ls->ever_factored && ls->ops->refactor ? ls->ops->refactor : ls->ops->factor;
+  CT_CHECK(ctx, fn(ctx, ls->impl, ls->values));
+  ls->factored = 1;
+  ls->ever_factored = 1;
+  return CT_OK;
+}
+
+/* CT_OK when `ls` is factored and the vectors are given. */
+static int check_solve_args(ct_context *ctx, const ct_linsolve *ls,
+                            const void *in, const void *out) {
+  if (!ls || !in || !out)
+    return CT_ERROR(ctx, CT_ERR_ARG, "linsolve: solver or vector NULL");
+  if (!ls->factored)
+    return CT_ERROR(ctx, CT_ERR_STATE,
+                    "linsolve (%s): solve before a successful factor", ls->ops->name);
+  return CT_OK;
+}
+
+/* x = A^{-1} b through the implementation; b and x may alias. */
+int ct_linsolve_solve(ct_context *ctx, ct_linsolve *ls, const double *b,
+                      double *x) {
+  CT_CHECK(ctx, check_solve_args(ctx, ls, b, x));
+  CT_CHECK(ctx, ls->ops->solve(ctx, ls->impl, b, x));
+  return CT_OK;
+}
+
+/* x = A^{-T} b; a symmetric implementation (no solve_transpose) solves. */
+int ct_linsolve_solve_transpose(ct_context *ctx, ct_linsolve *ls,
+                                const double *b, double *x) {
+  CT_CHECK(ctx, check_solve_args(ctx, ls, b, x));
+  if (ls->ops->solve_transpose)
+    CT_CHECK(ctx, ls->ops->solve_transpose(ctx, ls->impl, b, x));
+  else
+    CT_CHECK(ctx, ls->ops->solve(ctx, ls->impl, b, x));
+  return CT_OK;
+}
+
+/* dx = A^{-1} (db - dA x): builds the right-hand side in work, one solve. */
+int ct_linsolve_tangent(ct_context *ctx, ct_linsolve *ls, const double *x,
+                        const double *dA, const double *db, double *dx) {
+  CT_CHECK(ctx, check_solve_args(ctx, ls, x, dx));
+  const ct_sparsity *p = &ls->pattern;
+  for (size_t i = 0; i < p->nrows; i++) ls->work[i] = db ? db[i] : 0.0;
+  if (dA)
+    for (size_t j = 0; j < p->ncols; j++)
+      for (size_t k = p->colptr[j]; k < p->colptr[j + 1]; k++)
+        ls->work[p->rowind[k]] -= dA[k] * x[j];
+  CT_CHECK(ctx, ct_linsolve_solve(ctx, ls, ls->work, dx));
+  return CT_OK;
+}
+
+/* b_bar = A^{-T} x_bar (one transposed solve); A_bar_k = -b_bar_i x_j. */
+int ct_linsolve_adjoint(ct_context *ctx, ct_linsolve *ls, const double *x,
+                        const double *x_bar, double *b_bar, double *A_bar) {
+  CT_CHECK(ctx, check_solve_args(ctx, ls, x_bar, b_bar));
+  if (A_bar && !x)
+    return CT_ERROR(ctx, CT_ERR_ARG, "linsolve: A_bar needs the solution x");
+  CT_CHECK(ctx, ct_linsolve_solve_transpose(ctx, ls, x_bar, b_bar));
+  if (!A_bar) return CT_OK;
+  const ct_sparsity *p = &ls->pattern;
+  for (size_t j = 0; j < p->ncols; j++)
+    for (size_t k = p->colptr[j]; k < p->colptr[j + 1]; k++)
+      A_bar[k] = -b_bar[p->rowind[k]] * x[j];
+  return CT_OK;
+}
