@@ -11,5 +11,7 @@
 #include "cotangent/sensitivity.h"
 #include "cotangent/adjoint.h"
 #include "cotangent/linsolve.h"
+#include "cotangent/nlsolve.h"
+#include "cotangent/implicit.h"
 
 #endif
