@@ -3,13 +3,16 @@
  * factorization (tangent: one solve; adjoint: one transposed solve). */
 #include "cotangent/linsolve.h"
 
+#include <math.h>
 #include <string.h>
 
-/* Built-in implementations (solvers/linsolve_suitesparse.c, linsolve_dense.c). */
+/* Built-in implementations (solvers/linsolve_suitesparse.c, linsolve_dense.c,
+ * linsolve_petsc.c). */
 extern const ct_linsolve_ops ct_linsolve_klu;
 extern const ct_linsolve_ops ct_linsolve_umfpack;
 extern const ct_linsolve_ops ct_linsolve_cholmod;
 extern const ct_linsolve_ops ct_linsolve_dense;
+extern const ct_linsolve_ops ct_linsolve_petsc;
 
 struct ct_linsolve {
   const ct_linsolve_ops *ops;
@@ -23,10 +26,10 @@ struct ct_linsolve {
 
 static const ct_linsolve_ops *const builtin_ops[] = {
     &ct_linsolve_klu, &ct_linsolve_umfpack, &ct_linsolve_cholmod,
-    &ct_linsolve_dense};
+    &ct_linsolve_dense, &ct_linsolve_petsc};
 
-static const char *const builtin_names[] = {"klu", "umfpack", "cholmod",
-                                            "dense", NULL};
+static const char *const builtin_names[] = {"klu",   "umfpack", "cholmod",
+                                            "dense", "petsc",   NULL};
 
 /* Looks a built-in implementation up by name; NULL when unknown. */
 const ct_linsolve_ops *ct_linsolve_find(const char *name) {
@@ -68,7 +71,7 @@ int ct_linsolve_create(ct_context *ctx, const char *name, const ct_sparsity *A,
   const ct_linsolve_ops *ops = ct_linsolve_find(name);
   if (!ops)
     return CT_ERROR(ctx, CT_ERR_ARG,
-                    "linsolve: unknown solver \"%s\" (klu, umfpack, cholmod, dense)",
+                    "linsolve: unknown solver \"%s\" (klu, umfpack, cholmod, dense, petsc)",
                     name ? name : "(null)");
   CT_CHECK(ctx, ct_linsolve_create_ops(ctx, ops, A, out));
   return CT_OK;
@@ -198,4 +201,133 @@ int ct_linsolve_adjoint(ct_context *ctx, ct_linsolve *ls, const double *x,
     for (size_t k = p->colptr[j]; k < p->colptr[j + 1]; k++)
       A_bar[k] = -b_bar[p->rowind[k]] * x[j];
   return CT_OK;
+}
+
+/* ||A||_1, the largest column sum of |values| over the stored pattern. */
+static double matrix_norm1(const ct_linsolve *ls) {
+  const ct_sparsity *p = &ls->pattern;
+  double worst = 0;
+  for (size_t j = 0; j < p->ncols; j++) {
+    double sum = 0;
+    for (size_t k = p->colptr[j]; k < p->colptr[j + 1]; k++) sum += fabs(ls->values[k]);
+    if (sum > worst || isnan(sum)) worst = sum;
+  }
+  return worst;
+}
+
+/* The sum of |v_i|. */
+static double vector_norm1(const double *v, size_t n) {
+  double sum = 0;
+  for (size_t i = 0; i < n; i++) sum += fabs(v[i]);
+  return sum;
+}
+
+/* The first index of the largest |v_i|. */
+static size_t argmax_abs(const double *v, size_t n) {
+  size_t best = 0;
+  for (size_t i = 1; i < n; i++)
+    if (fabs(v[i]) > fabs(v[best])) best = i;
+  return best;
+}
+
+/* Writes sign(y) (+1 for zero) into sign; returns 1 when it did not change
+ * (LAPACK dlacn2's convergence test). */
+static int update_signs(const double *y, double *sign, size_t n) {
+  int same = 1;
+  for (size_t i = 0; i < n; i++) {
+    double s = y[i] >= 0 ? 1.0 : -1.0;
+    if (s != sign[i]) same = 0;
+    sign[i] = s;
+  }
+  return same;
+}
+
+/* ||A^{-1}||_1 estimated by Hager's method with Higham's refinements (the
+ * algorithm of LAPACK dlacn2, at most 5 iterations plus the alternating-sign
+ * test vector): solves with A and A^T on the current factorization. `w`
+ * holds 3n doubles of workspace. */
+static int estimate_inverse_norm1(ct_context *ctx, ct_linsolve *ls, double *w,
+                                  double *est) {
+  size_t n = ls->pattern.nrows;
+  double *x = w, *y = w + n, *sign = w + 2 * n;
+  for (size_t i = 0; i < n; i++) x[i] = 1.0 / (double)n;
+  CT_CHECK(ctx, ct_linsolve_solve(ctx, ls, x, y));
+  *est = vector_norm1(y, n);
+  if (n > 1) {
+    update_signs(y, sign, n);
+    CT_CHECK(ctx, ct_linsolve_solve_transpose(ctx, ls, sign, x));
+    size_t j = argmax_abs(x, n);
+    for (int iter = 2;; iter++) {
+      memset(x, 0, n * sizeof *x);
+      x[j] = 1.0;
+      CT_CHECK(ctx, ct_linsolve_solve(ctx, ls, x, y));
+      double previous = *est;
+      *est = vector_norm1(y, n);
+      if (update_signs(y, sign, n) || *est <= previous) {
+        *est = fmax(*est, previous);
+        break;
+      }
+      CT_CHECK(ctx, ct_linsolve_solve_transpose(ctx, ls, sign, x));
+      size_t last = j;
+      j = argmax_abs(x, n);
+      if (x[last] == fabs(x[j]) || iter >= 5) break;
+    }
+    /* The alternating-sign vector catches matrices that fool the iteration. */
+    for (size_t i = 0; i < n; i++)
+      x[i] = (i % 2 ? -1.0 : 1.0) * (1.0 + (double)i / (double)(n - 1));
+    CT_CHECK(ctx, ct_linsolve_solve(ctx, ls, x, y));
+    *est = fmax(*est, 2.0 * vector_norm1(y, n) / (3.0 * (double)n));
+  }
+  return CT_OK;
+}
+
+/* 1/(||A||_1 est(||A^{-1}||_1)) with the generic estimator; 0 when either
+ * norm is zero, infinite or not a number. */
+static int generic_rcond(ct_context *ctx, ct_linsolve *ls, double *rcond) {
+  size_t n = ls->pattern.nrows;
+  double *w = ct_calloc(ctx, 3 * n, sizeof(double));
+  if (!w) return CT_ERROR(ctx, CT_ERR_NOMEM, "linsolve: no memory for the rcond estimate");
+  double inv_norm = 0;
+  int status = estimate_inverse_norm1(ctx, ls, w, &inv_norm);
+  ct_free(ctx, w);
+  if (status < 0) return ct_error_trace(ctx, status, __FILE__, __LINE__, __func__);
+  double product = matrix_norm1(ls) * inv_norm;
+  *rcond = product > 0 && isfinite(product) ? 1.0 / product : 0.0;
+  return CT_OK;
+}
+
+/* The reciprocal 1-norm condition estimate of the factored matrix: the
+ * implementation's own estimate when it has one, the generic one else. */
+int ct_linsolve_rcond(ct_context *ctx, ct_linsolve *ls, double *rcond) {
+  if (!ls || !rcond) return CT_ERROR(ctx, CT_ERR_ARG, "linsolve: solver or rcond NULL");
+  *rcond = 0;
+  if (!ls->factored)
+    return CT_ERROR(ctx, CT_ERR_STATE,
+                    "linsolve (%s): rcond before a successful factor", ls->ops->name);
+  if (ls->ops->rcond) CT_CHECK(ctx, ls->ops->rcond(ctx, ls->impl, rcond));
+  else CT_CHECK(ctx, generic_rcond(ctx, ls, rcond));
+  if (!(*rcond >= 0)) *rcond = 0; /* NaN from a broken factorization */
+  if (*rcond > 1) *rcond = 1;
+  return CT_OK;
+}
+
+/* Hands non-empty options to the implementation, which may rebuild its
+ * solver: the solver is unfactored until the next factor. NULL and "" are
+ * no-ops. */
+int ct_linsolve_set_options(ct_context *ctx, ct_linsolve *ls, const char *options) {
+  if (!ls) return CT_ERROR(ctx, CT_ERR_ARG, "linsolve: solver NULL");
+  if (!options || !*options) return CT_OK;
+  if (!ls->ops->set_options)
+    return CT_ERROR(ctx, CT_ERR_ARG,
+                    "linsolve (%s): this solver takes no options (got \"%s\")",
+                    ls->ops->name, options);
+  CT_CHECK(ctx, ls->ops->set_options(ctx, ls->impl, options));
+  ls->factored = 0;
+  return CT_OK;
+}
+
+/* Krylov iterations over all solves; 0 without an iterations entry. */
+long ct_linsolve_iterations(const ct_linsolve *ls) {
+  if (!ls || !ls->ops->iterations) return 0;
+  return ls->ops->iterations(ls->impl);
 }

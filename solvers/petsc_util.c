@@ -4,6 +4,7 @@
 #include "petsc_util.h"
 
 #include <pthread.h>
+#include <string.h>
 
 static pthread_once_t petsc_once = PTHREAD_ONCE_INIT;
 static PetscErrorCode petsc_init_status;
@@ -34,15 +35,23 @@ int ct_petsc_init(ct_context *ctx) {
 int ct_petsc_error(ct_context *ctx, PetscErrorCode ierr, const char *file,
                    int line, const char *func, const char *what) {
   const char *text = NULL;
-  if (PetscErrorMessage(ierr, &text, NULL) || !text) text = "unknown PETSc error";
+  char *specific = NULL;
+  if (PetscErrorMessage(ierr, &text, &specific) || !text) text = "unknown PETSc error";
   return ct_error_set(ctx, CT_ERR_EXTERNAL, file, line, func,
-                      "PETSc: %s failed: %s (error %d)", what, text, (int)ierr);
+                      "PETSc: %s failed: %s%s%s (error %d)", what, text,
+                      specific && *specific ? ": " : "", specific ? specific : "",
+                      (int)ierr);
 }
 
 /* A private options database holding `options` (see petsc_util.h). */
 int ct_petsc_options_new(ct_context *ctx, const char *options, PetscOptions *out) {
   *out = NULL;
   CT_CHECK(ctx, ct_petsc_init(ctx));
+  const char *first = options ? options + strspn(options, " \t\n") : "";
+  if (*first && *first != '-')
+    return CT_ERROR(ctx, CT_ERR_ARG,
+                    "PETSc options must start with an option name such as -ksp_type "
+                    "(got \"%s\")", options);
   PetscOptions o = NULL;
   CT_PETSC(ctx, PetscOptionsCreate(&o));
   if (options && *options && PetscOptionsInsertString(o, options)) {

@@ -6,8 +6,10 @@
  * order. Implementations are ops tables registered by name: "klu", "umfpack"
  * (general sparse, SuiteSparse), "cholmod" (symmetric positive definite: the
  * full pattern with symmetric values; only the upper triangle is read) and
- * "dense" (LAPACK dgetrf/dgetrs). One factorization serves the solve, the
- * transposed solve, the tangent and the adjoint. */
+ * "dense" (LAPACK dgetrf/dgetrs) and "petsc" (PETSc KSP, iterative: GMRES
+ * with ILU by default, any KSP/PC through ct_linsolve_set_options). One
+ * factorization serves the solve, the transposed solve, the tangent and the
+ * adjoint. */
 #ifndef COTANGENT_LINSOLVE_H
 #define COTANGENT_LINSOLVE_H
 
@@ -22,10 +24,15 @@ extern "C" {
 
 /* An implementation. Required: name, create, factor, solve, destroy.
  * Optional: refactor (NULL: factor again), solve_transpose (NULL: the matrix
- * is symmetric and solve is used). Every entry returns CT_OK or a negative
- * status with the error recorded in ctx. `values` (nnz numbers in the CSC
- * order of the pattern) is owned by the caller and stays valid and
- * unchanged until the next factor/refactor or destroy. */
+ * is symmetric and solve is used), rcond (NULL: Hager/Higham's 1-norm
+ * estimator through solve and solve_transpose), set_options (NULL: the
+ * implementation takes no options), iterations (NULL: a direct solver, 0).
+ * Every int entry returns CT_OK or a negative status with the error
+ * recorded in ctx. `values` (nnz numbers in the CSC order of the pattern)
+ * is owned by the caller and stays valid and unchanged until the next
+ * factor/refactor or destroy. rcond is called only on a current
+ * factorization; set_options gets a non-empty string and is called before
+ * or between factorizations (the next factor applies it). */
 typedef struct ct_linsolve_ops {
   const char *name;
   int (*create)(ct_context *ctx, const ct_sparsity *pattern, void **impl);
@@ -35,6 +42,9 @@ typedef struct ct_linsolve_ops {
   int (*solve_transpose)(ct_context *ctx, void *impl, const double *b,
                          double *x);
   void (*destroy)(ct_context *ctx, void *impl);
+  int (*rcond)(ct_context *ctx, void *impl, double *rcond);
+  int (*set_options)(ct_context *ctx, void *impl, const char *options);
+  long (*iterations)(void *impl);
 } ct_linsolve_ops;
 
 /* The built-in implementation called `name`, or NULL. */
@@ -68,6 +78,28 @@ int ct_linsolve_solve(ct_context *ctx, ct_linsolve *ls, const double *b,
                       double *x);
 int ct_linsolve_solve_transpose(ct_context *ctx, ct_linsolve *ls,
                                 const double *b, double *x);
+
+/* The reciprocal 1-norm condition estimate 1/(||A||_1 ||A^{-1}||_1) of the
+ * factored matrix, in [0, 1]: near 1 well conditioned, near machine epsilon
+ * (or 0) numerically singular. ||A^{-1}||_1 is estimated (LAPACK dgecon for
+ * "dense", klu_condest for "klu", Hager/Higham's estimator with a few
+ * solves and transposed solves otherwise), so rcond may exceed the true
+ * value by a small factor, never by much in practice. CT_ERR_STATE before a
+ * successful factor. */
+int ct_linsolve_rcond(ct_context *ctx, ct_linsolve *ls, double *rcond);
+
+/* Passes implementation options, e.g. "-ksp_type cg -pc_type icc" for
+ * "petsc"; they apply from the next factor on, and after them the solver
+ * is unfactored (solving is CT_ERR_STATE until ct_linsolve_factor; on an
+ * error the previous options and factorization stay). NULL or "" is accepted by
+ * every implementation; a non-empty string for one that takes no options
+ * is CT_ERR_ARG naming it; options the implementation cannot parse are
+ * CT_ERR_ARG quoting them. */
+int ct_linsolve_set_options(ct_context *ctx, ct_linsolve *ls,
+                            const char *options);
+/* Krylov iterations summed over all solves so far (0 for direct solvers
+ * and for NULL). */
+long ct_linsolve_iterations(const ct_linsolve *ls);
 
 /* Tangent of x = A^{-1} b: dx = A^{-1} (db - dA x), with x the solution for
  * the factored A, dA nnz numbers in CSC order (NULL: zero) and db n numbers
