@@ -59,4 +59,34 @@ int ct_nls_linsolve(ct_context *ctx, ct_nlsolve *nls, const char *name,
  * exactly the x it returns (then the derivatives reuse it). */
 void ct_nls_mark_factored(ct_nlsolve *nls);
 
+/* ---- For the implicit derivatives (adjoint/implicit.c, adjoint/steady.c) ---- */
+
+/* Fp_dp (n) = F_p(x, p) dp for one direction dp (np numbers); zero when the
+ * problem has no parameters. */
+int ct_nls_jvp_p(ct_context *ctx, ct_nlsolve *nls, const double *x, const double *p,
+                 const double *dp, double *Fp_dp);
+/* A back end says the problem's linear solver holds F_x factored at an
+ * earlier iterate near the x it returns (Newton's last factorization): the
+ * derivatives then solve with it by iterative refinement against exact AD
+ * products at x, and factor afresh only if that does not converge. */
+void ct_nls_mark_factored_stale(ct_nlsolve *nls);
+/* The problem's linear solver holds no usable factorization (a factor
+ * failed). */
+void ct_nls_mark_unfactored(ct_nlsolve *nls);
+/* 1 when the problem's linear solver holds F_x factored at the recorded
+ * solution (marked by a back end or by the derivatives themselves). */
+int ct_nls_is_factored(const ct_nlsolve *nls);
+/* 1 after ct_nls_mark_factored_stale (and no factorization since). */
+int ct_nls_is_factored_stale(const ct_nlsolve *nls);
+/* The reciprocal condition estimate of the current factorization, when
+ * one was remembered since it was made (returns 1), else 0. */
+int ct_nls_rcond_cached(const ct_nlsolve *nls, double *rcond);
+void ct_nls_rcond_remember(ct_nlsolve *nls, double rcond);
+/* The last successful solve: its x (n), p (NULL when np = 0) and completed
+ * options (linear_solver resolved; strategy NULL), owned by the problem
+ * and valid until the next solve. CT_ERR_STATE when there is none. Also
+ * makes ct_nls_linsolve apply that solve's petsc_options. */
+int ct_nls_solution(ct_context *ctx, ct_nlsolve *nls, const double **x,
+                    const double **p, const ct_nlsolve_options **o);
+
 #endif /* COTANGENT_SOLVERS_NLSOLVE_INTERNAL_H */

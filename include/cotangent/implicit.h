@@ -79,9 +79,12 @@ typedef enum ct_steady_method {
 
 typedef struct ct_steady_options {
   ct_nlsolve_options newton; /* the Newton solve (and derivatives) */
-  int fallback;   /* 1 (default): when Newton fails, integrate in time with
-                     `ode` until max |f| <= newton.ftol * fallback_factor
-                     or t_max, then Newton again from there */
+  int fallback;   /* 1 (default): when Newton fails (CT_ERR_SOLVER or
+                     CT_ERR_NUMERIC), integrate in time from x0 with `ode`
+                     until max |f| <= newton.ftol * fallback_factor or
+                     t_max, then Newton again from there. With CVODES
+                     (BDF, Adams) the integration stops at the first such
+                     output (8 a decade); ARKODE methods run to t_max */
   double fallback_factor; /* default 1e3 */
   double t_max;   /* integration horizon from t0 (default 1e9) */
   ct_ode_options ode; /* the integrator for the fallback (defaults: BDF) */
@@ -104,17 +107,27 @@ typedef struct ct_steady_result {
 void ct_steady_result_free(ct_context *ctx, ct_steady_result *r);
 
 /* A steady-state problem f(x, p) = 0 for an AD ODE model (autonomous, or
- * evaluated at t = t0); the model must outlive it. Callback models:
- * CT_ERR_ARG. */
+ * evaluated at t = t0; split models: fi + fe); the model must outlive it.
+ * Builds the Newton problem and the fallback's integration model once
+ * (compiled when the model is). Callback models, a NULL model, a
+ * non-finite t0: CT_ERR_ARG. */
 int ct_steady_new(ct_context *ctx, const ct_ode *ode, double t0, ct_steady **out);
 void ct_steady_free(ct_steady *s);
 /* Finds the steady state at p from x0 (n; NULL: the model's initial
- * values at p). opts NULL: defaults. */
+ * values at p). opts NULL: defaults. res is filled whatever happens
+ * (release it with ct_steady_result_free): on failure res->x holds the
+ * last iterate, or where the fallback's integration got to, and
+ * res->message (also the context's error) says what was tried, e.g.
+ * "Newton from the initial values: <reason>; time integration to t = 1e+09:
+ * max |f| = 0.03 still above 1e-07" (CT_ERR_SOLVER). With the fallback
+ * off, Newton's own status. */
 int ct_steady_solve(ct_context *ctx, ct_steady *s, const ct_steady_options *opts,
                     const double *p, const double *x0, ct_steady_result *res);
-/* After a successful solve: the sensitivities dx/dp (n*np numbers,
- * parameter-major: column j at [j*n, (j+1)*n)), and the adjoint of a seed
- * (as ct_nlsolve_adjoint). */
+/* After a successful solve (CT_ERR_STATE otherwise): the sensitivities
+ * dx/dp (n*np numbers, parameter-major: column j at [j*n, (j+1)*n)), and
+ * the adjoint of a seed (as ct_nlsolve_adjoint). A singular f_x at the
+ * steady state (conservation laws) is CT_ERR_NUMERIC here, when Newton
+ * got there at all (with a direct solver the solve already fails). */
 int ct_steady_sensitivities(ct_context *ctx, ct_steady *s, double *S);
 int ct_steady_adjoint(ct_context *ctx, ct_steady *s, const double *x_bar,
                       double *p_bar, double *lambda);

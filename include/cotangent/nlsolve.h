@@ -78,6 +78,10 @@ typedef struct ct_nlsolve_options {
    * the solution whose reciprocal condition estimate is below this
    * (default 1e-14; 0 disables the check). */
   double min_rcond;
+  /* KINSOL only: bounds on x in KINSOL's convention, n numbers (NULL:
+   * none): 0 free, 1 x_i >= 0, -1 x_i <= 0, 2 x_i > 0, -2 x_i < 0; the
+   * initial guess must satisfy them. Steps are cut to keep x inside. */
+  const double *constraints;
 } ct_nlsolve_options;
 
 /* KINSOL, default strategy, linear solver auto, the defaults above. */
