@@ -1,5 +1,5 @@
-/* The analyses of a config, run in order through ct_ode / ct_dae, ct_fsa
- * and ct_asa: a plan prepares everything that can be wrong in the config
+/* The analyses of a config, run in order through ct_ode / ct_dae, ct_fsa,
+ * ct_asa and ct_steady: a plan prepares everything that can be wrong in the config
  * (parameters, objectives, data files) before anything runs; running
  * collects every number into summary.json and the CSV tables and plots. */
 #include <math.h>
@@ -12,6 +12,7 @@
 #include "config_internal.h"
 #include "cotangent/adjoint.h"
 #include "cotangent/dae.h"
+#include "cotangent/implicit.h"
 #include "cotangent/ode.h"
 #include "cotangent/sensitivity.h"
 
@@ -35,6 +36,7 @@ typedef struct plan_item {
   ct_fun *obj_vjp;           /* method forward: VJP of phi or h w.r.t. y, p */
   struct ct_ode *int_ode;    /* method forward, integral: the model with q' = g */
   double *int_atol_v;        /* its per-component atol (n + 1), or NULL */
+  ct_steady *steady;         /* steady_state: the problem f(x, p) = 0 at t0 */
 } plan_item;
 
 struct ct_cfg_plan {
@@ -249,10 +251,27 @@ static int prepare_forward(ct_context *ctx, const ct_cfg *cfg, const ct_cfg_buil
   return ct_fun_vjp(ctx, it->phi ? it->phi : it->h, 1, wrt, &it->obj_vjp);
 }
 
+/* steady_state: the steady-state problem f(x, p) = 0 at time.start and,
+ * for an objective {final: phi}, phi and its VJP with respect to y and p
+ * (forward_term's obj_vjp). ODE models only. */
+static int prepare_steady(ct_context *ctx, const ct_cfg *cfg, const ct_cfg_built *b,
+                          plan_item *it) {
+  const ct_cfg_analysis *a = it->a;
+  if (b->dae)
+    return ct_cfg_error(ctx, a->loc, "analysis '%s': steady_state needs an ODE model (this "
+                        "model has algebraic variables)", a->name);
+  CT_CHECK(ctx, ct_steady_new(ctx, b->ode, cfg->time.start, &it->steady));
+  if (a->objective.kind != CT_CFG_OBJ_FINAL) return CT_OK;
+  CT_CHECK(ctx, ct_cfg_model_scalar(ctx, b, &a->objective.expr, "phi", &it->phi));
+  static const char *const wrt[] = {"y", "p", NULL};
+  return ct_fun_vjp(ctx, it->phi, 1, wrt, &it->obj_vjp);
+}
+
 /* Prepares one analysis. */
 static int prepare_item(ct_context *ctx, const ct_cfg *cfg, const ct_cfg_built *b,
                         plan_item *it) {
   CT_CHECK(ctx, select_params(ctx, b->model, it));
+  if (it->a->type == CT_CFG_STEADY_STATE) return prepare_steady(ctx, cfg, b, it);
   if (it->a->type != CT_CFG_ADJOINT_GRADIENT && it->a->type != CT_CFG_GRADIENT) return CT_OK;
   if (!gradient_method(it))
     return ct_cfg_error(ctx, it->a->loc, "analysis '%s': unknown method '%s' (auto, forward, "
@@ -314,6 +333,7 @@ void ct_cfg_plan_free(ct_cfg_plan *pl) {
     ct_ode_free(it->int_ode);
     ct_free(ctx, it->int_atol_v);
     ct_dae_asa_free(it->dasa);
+    ct_steady_free(it->steady);
   }
   ct_free(ctx, pl->items);
   ct_free(ctx, pl->p);
@@ -349,6 +369,10 @@ typedef struct runner {
   size_t sens_n;
   grad_rec grads[16];
   size_t n_grads;
+  /* steady_state.csv: the first steady_state analysis (values of the nv
+   * variables, sensitivities and normalised ones, column q at q nv) */
+  const plan_item *steady_it;
+  double *ss_vals, *ss_sens, *ss_norm;
   const plan_item *data_it;   /* data points for the trajectory plot */
 } runner;
 
@@ -410,7 +434,8 @@ static int dae_options(runner *r, ct_dae_options *o) {
 
 /* Solver settings the model or the analyses cannot use, as config errors
  * at solver: a linear solver IDAS lacks (DAE), an ARKODE method with
- * sensitivities or adjoints (CVODES only). */
+ * sensitivities or adjoints (CVODES only; steady states integrate with
+ * either in their fallback). */
 static int check_solver(ct_context *ctx, ct_cfg_plan *pl) {
   runner probe = {0};
   probe.ctx = ctx, probe.pl = pl;
@@ -422,7 +447,8 @@ static int check_solver(ct_context *ctx, ct_cfg_plan *pl) {
   CT_CHECK(ctx, ode_options(&probe, &o));
   if (o.method == CT_ODE_BDF || o.method == CT_ODE_ADAMS) return CT_OK;
   for (size_t i = 0; i < pl->n; i++)
-    if (pl->cfg->analyses[i].type != CT_CFG_SIMULATE)
+    if (pl->cfg->analyses[i].type != CT_CFG_SIMULATE &&
+        pl->cfg->analyses[i].type != CT_CFG_STEADY_STATE)
       return ct_cfg_error(ctx, pl->cfg->solver.loc, "solver.method %s (ARKODE) can only "
                           "simulate; analysis '%s' needs bdf or adams (CVODES)",
                           pl->cfg->solver.method, pl->cfg->analyses[i].name);
@@ -808,11 +834,48 @@ typedef struct objective_ud {
   const plan_item *it;
 } objective_ud;
 
+/* The steady-state options of a steady_state analysis: its newton and
+ * fallback keys over the library's defaults, the config's solver for the
+ * fallback's integration. */
+static int steady_options(runner *r, const plan_item *it, ct_steady_options *o) {
+  const ct_cfg_steady *st = &it->a->steady;
+  *o = ct_steady_default_options();
+  CT_CHECK(r->ctx, ode_options(r, &o->ode));
+  if (st->ftol > 0.0) o->newton.ftol = st->ftol;
+  if (st->max_iters > 0) o->newton.max_iters = st->max_iters;
+  if (st->linear_solver) o->newton.linear_solver = st->linear_solver;
+  if (st->strategy) o->newton.strategy = st->strategy;
+  if (st->t_max > 0.0) o->t_max = st->t_max;
+  return CT_OK;
+}
+
+/* phi(t0, x, p) of a steady_state objective into *value. */
+static int steady_phi(runner *r, const plan_item *it, const double *x, const double *p,
+                      double *value) {
+  double t0 = r->pl->cfg->time.start;
+  named_in ins[3] = {{"t", &t0}, {"y", x}, {"p", p}};
+  double *outs[1] = {value};
+  return fun_eval_named(r->ctx, it->phi, ins, 3, outs);
+}
+
+/* A steady_state objective at p: a steady-state solve, then phi there. */
+static int steady_objective(runner *r, const plan_item *it, const double *p, double *value) {
+  ct_steady_options o;
+  CT_CHECK(r->ctx, steady_options(r, it, &o));
+  ct_steady_result res;
+  int rc = ct_steady_solve(r->ctx, it->steady, &o, p, NULL, &res);
+  *value = NAN;
+  if (rc == CT_OK) rc = steady_phi(r, it, res.x, p, value);
+  ct_steady_result_free(r->ctx, &res);
+  return rc;
+}
+
 /* J(p) from one adjoint solve (ODE or DAE), for ct_gradient_check. */
 static int objective_value(ct_context *ctx, const double *p, void *ud, double *value) {
   objective_ud *u = ud;
   const ct_cfg *cfg = u->r->pl->cfg;
   int rc;
+  if (u->it->steady) return steady_objective(u->r, u->it, p, value);
   if (u->it->asa) {
     ct_asa_options o;
     CT_CHECK(ctx, asa_options(u->r, u->it, &o));
@@ -1178,6 +1241,172 @@ static int run_gradient(runner *r, const plan_item *it, cJSON *aj, char *msg) {
   return rc;
 }
 
+/* ---- Steady states ---------------------------------------------------------------- */
+
+/* How the steady state was found, its residual and the solvers' counts. */
+static void steady_json_solution(runner *r, cJSON *aj, const ct_steady_result *res) {
+  cJSON_AddStringToObject(aj, "method_used", res->method == CT_STEADY_NEWTON ? "newton"
+                                                                             : "integration");
+  cJSON_AddNumberToObject(aj, "fnorm", res->fnorm);
+  if (res->method == CT_STEADY_INTEGRATION) cJSON_AddNumberToObject(aj, "t_reached", res->t_reached);
+  cJSON *st = cJSON_AddObjectToObject(aj, "stats");
+  cJSON *nj = cJSON_AddObjectToObject(st, "newton");
+  cJSON_AddNumberToObject(nj, "iters", (double)res->newton.iters);
+  cJSON_AddNumberToObject(nj, "f_evals", (double)res->newton.f_evals);
+  cJSON_AddNumberToObject(nj, "jac_evals", (double)res->newton.jac_evals);
+  cJSON_AddNumberToObject(nj, "factorizations", (double)res->newton.factorizations);
+  cJSON_AddNumberToObject(nj, "lin_iters", (double)res->newton.lin_iters);
+  cJSON_AddNumberToObject(nj, "backtracks", (double)res->newton.backtracks);
+  if (res->method == CT_STEADY_INTEGRATION)
+    json_ode_stats(st, "integration", &res->ode, ct_steady_default_options().ode.linsol);
+  (void)r;
+}
+
+/* {names[i]: v[i]} for i < n. */
+static void json_by_name(cJSON *obj, const char *key, const char *const *names,
+                         const double *v, size_t n) {
+  cJSON *j = cJSON_AddObjectToObject(obj, key);
+  for (size_t i = 0; j && i < n; i++) cJSON_AddNumberToObject(j, names[i], v[i]);
+}
+
+/* {variable: value} for the nv states and observables. */
+static void json_by_var(runner *r, cJSON *obj, const char *key, const double *v) {
+  json_by_name(obj, key, r->var_names, v, r->nv);
+}
+
+/* {parameter: {variable: value}} of s (column q at [q nv, (q + 1) nv)). */
+static void json_steady_sens(runner *r, cJSON *aj, const char *key, const plan_item *it,
+                             const double *s) {
+  cJSON *j = cJSON_AddObjectToObject(aj, key);
+  for (size_t q = 0; j && q < it->np; q++)
+    json_by_var(r, j, r->pl->b->model->params[it->pidx[q]].name, s + q * r->nv);
+}
+
+/* dx*_i/dp_q for the analysis' parameters (column q at [q n, (q + 1) n)):
+ * one implicit tangent solve with the unit directions of the selected
+ * parameters. */
+static int steady_state_sens(runner *r, const plan_item *it, double *S) {
+  size_t np = r->pl->b->np;
+  double *dp = ct_calloc(r->ctx, it->np * np + 1, sizeof *dp);
+  if (!dp) return CT_ERR_NOMEM;
+  for (size_t q = 0; q < it->np; q++) dp[q * np + it->pidx[q]] = 1.0;
+  int rc = ct_nlsolve_tangent(r->ctx, ct_steady_nlsolve(it->steady), (int)it->np, dp, S);
+  ct_free(r->ctx, dp);
+  return rc;
+}
+
+/* Prints the steady state and its first sensitivities. */
+static void table_steady(runner *r, const plan_item *it, const double *vals, const double *sens) {
+  table_values(r, "%s(steady)", r->var_names, vals, r->nv);
+  FILE *f = r->o->table;
+  size_t rows = 0;
+  for (size_t q = 0; f && q < it->np; q++)
+    for (size_t i = 0; i < r->nv && rows < MAX_TABLE_ROWS; i++, rows++) {
+      char label[96];
+      snprintf(label, sizeof label, "d %s/d %s", r->var_names[i],
+               r->pl->b->model->params[it->pidx[q]].name);
+      fprintf(f, "  %-28s %15.8e\n", label, sens[q * r->nv + i]);
+    }
+  if (f && it->np * r->nv > rows)
+    fprintf(f, "  ... %zu more in summary.json\n", it->np * r->nv - rows);
+}
+
+/* The steady state with its observables and their sensitivities (absolute
+ * and normalised (p/v) dv/dp, 0 where v = 0) into the JSON and the table;
+ * the first steady_state analysis' ones are kept for steady_state.csv. */
+static int keep_steady(runner *r, const plan_item *it, cJSON *aj, const double *x,
+                       const double *S) {
+  double t0 = r->pl->cfg->time.start, *vals = NULL, *sa = NULL;
+  int rc = with_observables(r, it, &t0, x, S, 1, &vals, &sa);
+  double *sn = rc == CT_OK ? ct_calloc(r->ctx, it->np * r->nv + 1, sizeof *sn) : NULL;
+  if (rc == CT_OK && !sn) rc = CT_ERR_NOMEM;
+  for (size_t q = 0; rc == CT_OK && q < it->np; q++)
+    for (size_t i = 0; i < r->nv; i++) {
+      double v = vals[i], pv = r->pl->p[it->pidx[q]];
+      sn[q * r->nv + i] = v != 0.0 ? pv / v * sa[q * r->nv + i] : 0.0;
+    }
+  if (rc == CT_OK) {
+    json_by_var(r, aj, "steady_state", vals);
+    json_steady_sens(r, aj, "sensitivities", it, sa);
+    json_steady_sens(r, aj, "normalised", it, sn);
+    table_steady(r, it, vals, sa);
+  }
+  if (rc == CT_OK && !r->steady_it) {
+    r->steady_it = it;
+    r->ss_vals = vals, vals = NULL;
+    r->ss_sens = sa, sa = NULL;
+    r->ss_norm = sn, sn = NULL;
+  }
+  ct_free(r->ctx, vals);
+  ct_free(r->ctx, sa);
+  ct_free(r->ctx, sn);
+  return rc;
+}
+
+/* The objective phi(t0, x*, p) and its gradient (np of p): adjoint,
+ * dJ/dp = phi_p + ct_steady_adjoint(phi_x) (one transposed solve, every
+ * parameter); forward, phi_p + phi_x S for the selected parameters (S:
+ * their sensitivities, one tangent solve each). */
+static int steady_gradient(runner *r, const plan_item *it, const double *x, const double *S,
+                           double *grad, double *value) {
+  const ct_cfg_built *b = r->pl->b;
+  if (strcmp(it->a->method, "forward") == 0) {
+    *value = 0.0;
+    return forward_term(r, it, r->pl->cfg->time.start, x, S, NULL, grad, value);
+  }
+  double t0 = r->pl->cfg->time.start, one = 1.0;
+  double *bar = ct_calloc(r->ctx, b->n + 2 * b->np + 1, sizeof *bar);
+  if (!bar) return CT_ERR_NOMEM;
+  double *bar_y = bar, *bar_p = bar + b->n, *p_bar = bar + b->n + b->np;
+  named_in ins[4] = {{"t", &t0}, {"y", x}, {"p", r->pl->p}, {"bar_phi", &one}};
+  double *outs[3] = {NULL, NULL, NULL};
+  for (size_t o = 0; o < ct_fun_n_out(it->obj_vjp) && o < 3; o++) {
+    const char *nm = ct_fun_out_name(it->obj_vjp, o);
+    outs[o] = strcmp(nm, "bar_y") == 0 ? bar_y : strcmp(nm, "bar_p") == 0 ? bar_p : value;
+  }
+  int rc = fun_eval_named(r->ctx, it->obj_vjp, ins, 4, outs);
+  if (rc == CT_OK) rc = ct_steady_adjoint(r->ctx, it->steady, bar_y, p_bar, NULL);
+  for (size_t j = 0; rc == CT_OK && j < b->np; j++) grad[j] = bar_p[j] + p_bar[j];
+  ct_free(r->ctx, bar);
+  return rc;
+}
+
+/* The objective's gradient into the JSON, the table, gradient.csv, and
+ * the finite-difference check when asked. */
+static int steady_objective_report(runner *r, const plan_item *it, cJSON *aj, const double *x,
+                                   const double *S, char *msg) {
+  double *grad = ct_calloc(r->ctx, r->pl->b->np + 1, sizeof *grad), value = NAN;
+  if (!grad) return CT_ERR_NOMEM;
+  cJSON_AddStringToObject(aj, "gradient_method", it->a->method);
+  int rc = steady_gradient(r, it, x, S, grad, &value);
+  if (rc == CT_OK) report_objective(r, it, aj, value);
+  if (rc == CT_OK && !it->a->check_fd) keep_gradient(r, it, aj, grad, NULL, 0.0);
+  if (rc == CT_OK && it->a->check_fd) rc = run_check(r, it, aj, grad, msg);
+  ct_free(r->ctx, grad);
+  return rc;
+}
+
+/* steady_state: the steady state from the model's initial values, its
+ * sensitivities and, with an objective, the objective's gradient. */
+static int run_steady(runner *r, const plan_item *it, cJSON *aj, char *msg) {
+  ct_steady_options o;
+  CT_CHECK(r->ctx, steady_options(r, it, &o));
+  ct_steady_result res;
+  int rc = ct_steady_solve(r->ctx, it->steady, &o, r->pl->p, NULL, &res);
+  steady_json_solution(r, aj, &res);
+  if (rc < 0) snprintf(msg, 512, "%s", res.message);
+  if (rc < 0 && res.x) /* the partial result: where Newton or the integration got to */
+    json_by_name(aj, "last_iterate", r->pl->b->y_names, res.x, res.n);
+  double *S = ct_calloc(r->ctx, it->np * r->pl->b->n + 1, sizeof *S);
+  if (rc == CT_OK && !S) rc = CT_ERR_NOMEM;
+  if (rc == CT_OK) rc = steady_state_sens(r, it, S);
+  if (rc == CT_OK) rc = keep_steady(r, it, aj, res.x, S);
+  if (rc == CT_OK && it->phi) rc = steady_objective_report(r, it, aj, res.x, S, msg);
+  ct_free(r->ctx, S);
+  ct_steady_result_free(r->ctx, &res);
+  return rc;
+}
+
 /* Runs one analysis into its JSON object; msg gets the failure. */
 static int run_item(runner *r, const plan_item *it, cJSON *aj, char *msg) {
   int dae = r->pl->b->dae != NULL;
@@ -1186,12 +1415,13 @@ static int run_item(runner *r, const plan_item *it, cJSON *aj, char *msg) {
   case CT_CFG_FORWARD_SENSITIVITY: return dae ? run_fsa_dae(r, it, aj, msg) : run_fsa_ode(r, it, aj, msg);
   case CT_CFG_ADJOINT_GRADIENT:
   case CT_CFG_GRADIENT: return run_gradient(r, it, aj, msg);
+  case CT_CFG_STEADY_STATE: return run_steady(r, it, aj, msg);
   }
   return CT_ERR_INTERNAL;
 }
 
 static const char *const type_names[] = {"simulate", "forward_sensitivity",
-                                         "adjoint_gradient", "gradient"};
+                                         "adjoint_gradient", "gradient", "steady_state"};
 
 /* Runs analysis i: progress, table heading, JSON entry with status and
  * wall time. Returns the analysis' status. */
@@ -1270,6 +1500,21 @@ static int emit_sensitivities(FILE *f, void *ud) {
         fprintf(f, "%.10g,%s,%s,%.10g,%.10g\n", r->sens_t[k], r->var_names[i],
                 r->pl->b->model->params[it->pidx[q]].name, r->sens_y[at], r->sens_s[at]);
       }
+  return CT_OK;
+}
+
+/* emit: steady_state.csv, long format: each variable's steady value
+ * (parameter empty), then its sensitivity to each parameter. */
+static int emit_steady(FILE *f, void *ud) {
+  runner *r = ud;
+  const plan_item *it = r->steady_it;
+  fprintf(f, "variable,parameter,value,normalised\n");
+  for (size_t i = 0; i < r->nv; i++) fprintf(f, "%s,,%.10g,\n", r->var_names[i], r->ss_vals[i]);
+  for (size_t q = 0; q < it->np; q++)
+    for (size_t i = 0; i < r->nv; i++)
+      fprintf(f, "%s,%s,%.10g,%.10g\n", r->var_names[i],
+              r->pl->b->model->params[it->pidx[q]].name, r->ss_sens[q * r->nv + i] + 0.0,
+              r->ss_norm[q * r->nv + i] + 0.0); /* + 0.0: no "-0" */
   return CT_OK;
 }
 
@@ -1394,6 +1639,7 @@ static int write_outputs(runner *r) {
     CT_CHECK(r->ctx, write_file(r, "sensitivities.csv", emit_sensitivities, r));
     CT_CHECK(r->ctx, write_file(r, "sensitivities.svg", emit_sensitivities_svg, r));
   }
+  if (r->steady_it) CT_CHECK(r->ctx, write_file(r, "steady_state.csv", emit_steady, r));
   if (r->n_grads) {
     CT_CHECK(r->ctx, write_file(r, "gradient.csv", emit_gradients, r));
     CT_CHECK(r->ctx, write_file(r, "gradient.svg", emit_gradient_svg, r));
@@ -1453,6 +1699,9 @@ static void runner_clear(runner *r) {
   ct_free(r->ctx, r->sens_t);
   ct_free(r->ctx, r->sens_y);
   ct_free(r->ctx, r->sens_s);
+  ct_free(r->ctx, r->ss_vals);
+  ct_free(r->ctx, r->ss_sens);
+  ct_free(r->ctx, r->ss_norm);
   for (size_t g = 0; g < r->n_grads; g++) {
     ct_free(r->ctx, r->grads[g].grad);
     ct_free(r->ctx, r->grads[g].fd);

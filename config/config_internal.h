@@ -6,7 +6,7 @@
  *   schema.c   the tree -> a typed ct_cfg (every key checked, --set applied)
  *   expr.c     expression strings -> AST -> AD-core ct_var (ct_graph)
  *   model.c    ct_cfg_model -> ct_ode / ct_dae and observables functions
- *   analyses.c ct_cfg_analysis -> runs through ct_ode/ct_fsa/ct_asa
+ *   analyses.c ct_cfg_analysis -> runs through ct_ode/ct_fsa/ct_asa/ct_steady
  *   data.c     CSV data files for objectives
  *   writers.c  atomic files, JSON (cJSON), CSV
  *   svg.c      our small SVG plot writer
@@ -165,7 +165,8 @@ typedef enum ct_cfg_analysis_type {
   CT_CFG_SIMULATE = 0,
   CT_CFG_FORWARD_SENSITIVITY,
   CT_CFG_ADJOINT_GRADIENT,
-  CT_CFG_GRADIENT
+  CT_CFG_GRADIENT,
+  CT_CFG_STEADY_STATE
 } ct_cfg_analysis_type;
 
 typedef enum ct_cfg_objective_kind {
@@ -188,6 +189,17 @@ typedef struct ct_cfg_objective {
   ct_cfg_loc loc;
 } ct_cfg_objective;
 
+/* steady_state: how the steady state is found (newton: {...},
+ * fallback: {...}); 0 / NULL where not given (the library's defaults). */
+typedef struct ct_cfg_steady {
+  double ftol;          /* newton.ftol */
+  long max_iters;       /* newton.max_iters */
+  char *linear_solver;  /* newton.linear_solver */
+  char *strategy;       /* newton.strategy */
+  double t_max;         /* fallback.t_max */
+  ct_cfg_loc loc;       /* the analysis */
+} ct_cfg_steady;
+
 typedef struct ct_cfg_analysis {
   ct_cfg_analysis_type type;
   ct_cfg_loc loc;
@@ -197,7 +209,9 @@ typedef struct ct_cfg_analysis {
   ct_cfg_objective objective;
   int check_fd;          /* check: finite_difference */
   char *method;          /* gradient: "forward", "adjoint",
-                            "finite_difference", "auto" */
+                            "finite_difference", "auto"; steady_state's
+                            gradient: "adjoint" (default) or "forward" */
+  ct_cfg_steady steady;  /* steady_state */
 } ct_cfg_analysis;
 
 typedef struct ct_cfg {
@@ -357,9 +371,9 @@ typedef struct ct_cfg_run_outcome {
 
 /* Runs the analyses in order until one fails or is interrupted, then writes
  * what was computed into OUTDIR (summary.json, trajectory.csv,
- * sensitivities.csv, gradient.csv and their SVG plots) atomically. CT_OK
- * when the files were written (out says whether an analysis failed);
- * negative for an I/O error. */
+ * sensitivities.csv, steady_state.csv, gradient.csv and their SVG plots)
+ * atomically. CT_OK when the files were written (out says whether an
+ * analysis failed); negative for an I/O error. */
 int ct_cfg_plan_run(ct_context *ctx, ct_cfg_plan *plan, const ct_cfg_run_opts *o,
                     ct_cfg_run_outcome *out);
 

@@ -34,19 +34,25 @@ static const char *const solver_keys[] = {"method", "rtol", "atol", "linear_solv
                                           "max_steps"};
 static const char *const time_keys[] = {"start", "end", "output"};
 static const char *const grid_keys[] = {"linspace", "logspace"};
-static const char *const analysis_keys[] = {"type",      "name",  "parameters",
-                                            "objective", "check", "method"};
+static const char *const analysis_keys[] = {"type",  "name",   "parameters", "objective",
+                                            "check", "method", "gradient",   "newton",
+                                            "fallback"};
 static const char *const objective_keys[] = {"integral", "final", "data"};
 static const char *const data_keys[] = {"file", "observables", "sigma"};
+static const char *const newton_keys[] = {"ftol", "max_iters", "linear_solver", "strategy"};
+static const char *const fallback_keys[] = {"t_max"};
 
 static const char *const methods[] = {"bdf", "adams", "erk", "dirk"};
 static const char *const linear_solvers[] = {"auto", "dense", "band", "klu", "gmres"};
 static const char *const scales[] = {"lin", "log"};
 static const char *const analysis_types[] = {"simulate", "forward_sensitivity",
-                                             "adjoint_gradient", "gradient"};
+                                             "adjoint_gradient", "gradient", "steady_state"};
 static const char *const checks[] = {"none", "finite_difference"};
 static const char *const gradient_methods[] = {"auto", "forward", "adjoint",
                                                "finite_difference"};
+static const char *const steady_gradients[] = {"adjoint", "forward"};
+static const char *const newton_solvers[] = {"auto", "dense", "klu", "umfpack", "gmres"};
+static const char *const newton_strategies[] = {"linesearch", "newton", "picard"};
 
 /* The time: a name every expression may use, so no model name may take it
  * (expr.c reserves its constants, operators and function names). */
@@ -59,7 +65,8 @@ static int analysis_takes(ct_cfg_analysis_type type, const char *key) {
   if (!strcmp(key, "parameters") || !strcmp(key, "check")) return 1;
   if (!strcmp(key, "objective")) return type != CT_CFG_FORWARD_SENSITIVITY;
   if (!strcmp(key, "method")) return type == CT_CFG_GRADIENT;
-  return 0;
+  return type == CT_CFG_STEADY_STATE &&
+         (!strcmp(key, "gradient") || !strcmp(key, "newton") || !strcmp(key, "fallback"));
 }
 
 /* ---- Small helpers -------------------------------------------------------------- */
@@ -892,6 +899,78 @@ static int parse_analysis_params(ct_context *ctx, const ct_cfg_node *node, const
   return rc;
 }
 
+/* steady_state's newton: {ftol, max_iters, linear_solver, strategy}. */
+static int parse_newton(ct_context *ctx, const ct_cfg_node *node, const char *path,
+                        ct_cfg_steady *st) {
+  int given;
+  CT_CHECK(ctx, optional_map(ctx, node, path, "a map with ftol, max_iters, linear_solver, "
+                             "strategy", &given));
+  if (!given) return CT_OK;
+  CT_CHECK(ctx, check_keys(ctx, node, path, newton_keys, N_OF(newton_keys)));
+  char sub[300];
+  const ct_cfg_node *v;
+  if ((v = ct_cfg_get(node, "ftol"))) {
+    join(sub, sizeof sub, path, "ftol");
+    CT_CHECK(ctx, get_number(ctx, v, sub, 1, &st->ftol));
+  }
+  if ((v = ct_cfg_get(node, "max_iters"))) {
+    join(sub, sizeof sub, path, "max_iters");
+    CT_CHECK(ctx, get_count(ctx, v, sub, 1000000, &st->max_iters));
+  }
+  if ((v = ct_cfg_get(node, "linear_solver"))) {
+    join(sub, sizeof sub, path, "linear_solver");
+    CT_CHECK(ctx, get_choice(ctx, v, sub, newton_solvers, N_OF(newton_solvers),
+                             &st->linear_solver));
+  }
+  if ((v = ct_cfg_get(node, "strategy"))) {
+    join(sub, sizeof sub, path, "strategy");
+    CT_CHECK(ctx, get_choice(ctx, v, sub, newton_strategies, N_OF(newton_strategies),
+                             &st->strategy));
+  }
+  return CT_OK;
+}
+
+/* steady_state's fallback: {t_max}. */
+static int parse_fallback(ct_context *ctx, const ct_cfg_node *node, const char *path,
+                          ct_cfg_steady *st) {
+  int given;
+  CT_CHECK(ctx, optional_map(ctx, node, path, "a map with t_max", &given));
+  if (!given) return CT_OK;
+  CT_CHECK(ctx, check_keys(ctx, node, path, fallback_keys, N_OF(fallback_keys)));
+  const ct_cfg_node *v = ct_cfg_get(node, "t_max");
+  if (!v) return CT_OK;
+  char sub[300];
+  join(sub, sizeof sub, path, "t_max");
+  return get_number(ctx, v, sub, 1, &st->t_max);
+}
+
+/* The keys only steady_state takes: gradient, newton, fallback; an
+ * objective must be {final: expr} (an expression of the steady state). */
+static int parse_steady(ct_context *ctx, const ct_cfg_node *node, const char *path,
+                        ct_cfg_analysis *a) {
+  char sub[300];
+  const ct_cfg_node *v;
+  a->steady.loc = a->loc;
+  join(sub, sizeof sub, path, "gradient");
+  if ((v = ct_cfg_get(node, "gradient")))
+    CT_CHECK(ctx, get_choice(ctx, v, sub, steady_gradients, N_OF(steady_gradients), &a->method));
+  else if (!(a->method = ct_strdup(ctx, "adjoint"))) return CT_ERR_NOMEM;
+  join(sub, sizeof sub, path, "newton");
+  CT_CHECK(ctx, parse_newton(ctx, ct_cfg_get(node, "newton"), sub, &a->steady));
+  join(sub, sizeof sub, path, "fallback");
+  CT_CHECK(ctx, parse_fallback(ctx, ct_cfg_get(node, "fallback"), sub, &a->steady));
+  if (a->objective.kind != CT_CFG_OBJ_NONE && a->objective.kind != CT_CFG_OBJ_FINAL)
+    return ct_cfg_error(ctx, a->objective.loc, "%s.objective of a steady_state is {final: "
+                        "expr}, an expression of the steady state", path);
+  if (a->check_fd && a->objective.kind == CT_CFG_OBJ_NONE)
+    return ct_cfg_error(ctx, key_loc(node, "check"), "%s.check checks the gradient of an "
+                        "objective: add objective: {final: expr}", path);
+  if ((v = ct_cfg_get(node, "gradient")) && a->objective.kind == CT_CFG_OBJ_NONE)
+    return ct_cfg_error(ctx, key_loc(node, "gradient"), "%s.gradient is the method for an "
+                        "objective's gradient: add objective: {final: expr}", path);
+  return CT_OK;
+}
+
 /* One entry of analyses. */
 static int parse_analysis(ct_context *ctx, const ct_cfg_node *node, const char *path,
                           const ct_cfg_model *m, const char *dir, ct_cfg_analysis *a) {
@@ -929,6 +1008,12 @@ static int parse_analysis(ct_context *ctx, const ct_cfg_node *node, const char *
     else if (!(a->method = ct_strdup(ctx, "auto"))) return CT_ERR_NOMEM;
   }
   if (a->type == CT_CFG_FORWARD_SENSITIVITY) return CT_OK;
+  if (a->type == CT_CFG_STEADY_STATE) {
+    join(sub, sizeof sub, path, "objective");
+    if ((v = ct_cfg_get(node, "objective")))
+      CT_CHECK(ctx, parse_objective(ctx, v, sub, m, dir, &a->objective));
+    return parse_steady(ctx, node, path, a);
+  }
   if (!(v = require(ctx, node, "objective", path))) return CT_ERR_CONFIG;
   join(sub, sizeof sub, path, "objective");
   return parse_objective(ctx, v, sub, m, dir, &a->objective);
@@ -1055,6 +1140,8 @@ static void free_strings(ct_context *ctx, char **s, size_t n) {
 static void free_analysis(ct_context *ctx, ct_cfg_analysis *a) {
   ct_free(ctx, a->name);
   ct_free(ctx, a->method);
+  ct_free(ctx, a->steady.linear_solver);
+  ct_free(ctx, a->steady.strategy);
   free_strings(ctx, a->parameters, a->n_parameters);
   ct_free(ctx, a->objective.expr.text);
   ct_free(ctx, a->objective.data_file);
@@ -1097,7 +1184,8 @@ static int is_schema_key(const char *key) {
                {param_keys, N_OF(param_keys)},       {algebraic_keys, N_OF(algebraic_keys)},
                {solver_keys, N_OF(solver_keys)},     {time_keys, N_OF(time_keys)},
                {grid_keys, N_OF(grid_keys)},         {analysis_keys, N_OF(analysis_keys)},
-               {objective_keys, N_OF(objective_keys)}, {data_keys, N_OF(data_keys)}};
+               {objective_keys, N_OF(objective_keys)}, {data_keys, N_OF(data_keys)},
+               {newton_keys, N_OF(newton_keys)},     {fallback_keys, N_OF(fallback_keys)}};
   for (size_t i = 0; i < N_OF(lists); i++)
     if (is_one_of(key, lists[i].keys, lists[i].n)) return 1;
   return 0;
