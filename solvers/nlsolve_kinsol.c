@@ -233,6 +233,16 @@ static int attach_linear_solver(ct_context *ctx, kin_run *r, kin_set *k) {
 }
 
 /* Creates and configures KINSOL for the run, x the initial guess. */
+/* KINSOL's largest Newton step (a scaled 2-norm) for the guess x: its own
+ * default, 1000 |x|, falls to 1 for a zero guess, which stalls problems
+ * with many unknowns (KIN_MXNEWT_5X_EXCEEDED after five capped steps);
+ * 1000 max(|x|, sqrt(n)) keeps the guard against runaway steps. */
+static double max_newton_step(const double *x, size_t n) {
+  double sum = 0.0;
+  for (size_t i = 0; i < n; i++) sum += x[i] * x[i];
+  return 1000.0 * fmax(sqrt(sum), sqrt((double)n));
+}
+
 static int kin_setup(ct_context *ctx, kin_run *r, kin_set *k, const double *x) {
   const ct_nlsolve_options *o = r->o;
   int strategy = strategy_of(o->strategy);
@@ -249,6 +259,7 @@ static int kin_setup(ct_context *ctx, kin_run *r, kin_set *k, const double *x) {
   KIN_CALL(ctx, KINSetFuncNormTol(k->kin, o->ftol));
   KIN_CALL(ctx, KINSetScaledStepTol(k->kin, o->steptol));
   KIN_CALL(ctx, KINSetNumMaxIters(k->kin, o->max_iters));
+  KIN_CALL(ctx, KINSetMaxNewtonStep(k->kin, max_newton_step(x, r->n)));
   if (strategy == KIN_FP || strategy == KIN_PICARD) {
     if (o->anderson_m > 0 && strategy == KIN_FP)
       KIN_CALL(ctx, KINSetDampingAA(k->kin, o->damping));
