@@ -450,6 +450,49 @@ int ct_graph_finalize(ct_graph *g, ct_fun **out) {
 
 /* ---- Public operations ------------------------------------------------------ */
 
+/* The graph ids of f's input i from the caller's variables, or -1 when one
+ * is not a live variable of g (recorded in g). */
+static int call_input_ids(ct_graph *g, const ct_fun *f, size_t i, const ct_var *vars,
+                          int32_t *ids) {
+  if (!vars)
+    return ct_graph_fail(g, CT_ERROR(g->ctx, CT_ERR_ARG, "ct_fun_call: no variables "
+                                     "for input '%s'", f->in[i].name));
+  for (size_t k = 0; k < f->in[i].n; k++) {
+    if (vars[k].g != g || vars[k].id < 0 || (size_t)vars[k].id >= g->n_nodes)
+      return ct_graph_fail(g, CT_ERROR(g->ctx, CT_ERR_ARG, "ct_fun_call: input '%s'[%zu] "
+                                       "is not a variable of this graph", f->in[i].name, k));
+    ids[k] = vars[k].id;
+  }
+  return CT_OK;
+}
+
+int ct_fun_call(ct_graph *g, const ct_fun *f, const ct_var *const *in,
+                ct_var *const *out) {
+  if (!g) return CT_ERR_ARG;
+  if (g->status < 0) return g->status;
+  if (!f || (f->n_in && !in))
+    return ct_graph_fail(g, CT_ERROR(g->ctx, CT_ERR_ARG, "ct_fun_call: the function or "
+                                     "its inputs are NULL"));
+  size_t n_ids = 0;
+  for (size_t i = 0; i < f->n_in; i++) n_ids += f->in[i].n;
+  int32_t **in_ids = ct_calloc(g->ctx, f->n_in ? f->n_in : 1, sizeof *in_ids);
+  int32_t *ids = ct_alloc(g->ctx, (n_ids ? n_ids : 1) * sizeof *ids);
+  int32_t *map = ct_alloc(g->ctx, (f->n_nodes ? f->n_nodes : 1) * sizeof *map);
+  int rc = in_ids && ids && map ? CT_OK : ct_graph_fail(g, CT_ERR_NOMEM);
+  for (size_t i = 0, at = 0; rc == CT_OK && i < f->n_in; at += f->in[i].n, i++) {
+    in_ids[i] = ids + at;
+    rc = call_input_ids(g, f, i, in[i], in_ids[i]);
+  }
+  if (rc == CT_OK) rc = ct_graph_replay(g, f, in_ids, map);
+  for (size_t j = 0; rc == CT_OK && out && j < f->n_out; j++)
+    for (size_t k = 0; out[j] && k < f->out[j].n; k++)
+      out[j][k] = (ct_var){g, map[f->out[j].ids[k]]};
+  ct_free(g->ctx, in_ids);
+  ct_free(g->ctx, ids);
+  ct_free(g->ctx, map);
+  return rc < 0 ? rc : g->status;
+}
+
 static ct_var invalid(ct_graph *g) { return (ct_var){g, -1}; }
 
 /* Checks that all handles are from one graph; returns it or NULL. */

@@ -6,14 +6,11 @@
  *
  * The Newton problem needs F(x, p) = f(t0, x, p) as an AD function with
  * inputs "x", "p": it is made by replaying the model's right-hand side
- * into a new graph with t bound to the constant t0 (the AD core has no
- * public function composition; ct_graph_replay is the internal one its
- * transforms use). */
+ * into a new graph (ct_fun_call) with t bound to the constant t0. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "../ad/ir.h"
 #include "../solvers/ode_internal.h"
 #include "cotangent/implicit.h"
 
@@ -30,40 +27,34 @@ struct ct_steady {
 
 /* ---- Building F(x, p) --------------------------------------------------------- */
 
-/* Replays the model function b into g with t, y, p bound to the node ids
- * tid, yids, pids; writes the ids of its single output (n) to out. */
-static int replay_bound(ct_context *ctx, ct_graph *g, const ct_bound_fun *b, int32_t tid,
-                        int32_t *yids, int32_t *pids, int32_t *out) {
-  const ct_fun *f = b->f;
-  int32_t **in = ct_calloc(ctx, f->n_in ? f->n_in : 1, sizeof *in);
-  int32_t *map = ct_alloc(ctx, (f->n_nodes ? f->n_nodes : 1) * sizeof *map);
-  int32_t *tp = &tid;
-  int rc = in && map ? CT_OK : CT_ERR_NOMEM;
-  if (rc == CT_OK && b->t >= 0) in[b->t] = tp;
-  if (rc == CT_OK && b->y >= 0) in[b->y] = yids;
-  if (rc == CT_OK && b->p >= 0) in[b->p] = pids;
-  if (rc == CT_OK) rc = ct_graph_replay(g, f, in, map);
-  for (size_t i = 0; rc == CT_OK && i < f->out[0].n; i++) out[i] = map[f->out[0].ids[i]];
+/* Calls the model function b inside g with t, y, p bound to the variables
+ * t, y, p; writes its single output (n variables) to out. */
+static int call_bound(ct_context *ctx, ct_graph *g, const ct_bound_fun *b, const ct_var *t,
+                      const ct_var *y, const ct_var *p, ct_var *out) {
+  size_t n_in = ct_fun_n_in(b->f);
+  const ct_var **in = ct_calloc(ctx, n_in ? n_in : 1, sizeof *in);
+  if (!in) return CT_ERR_NOMEM;
+  if (b->t >= 0) in[b->t] = t;
+  if (b->y >= 0) in[b->y] = y;
+  if (b->p >= 0) in[b->p] = p;
+  ct_var *const outs[] = {out};
+  int rc = ct_fun_call(g, b->f, in, outs);
   ct_free(ctx, in);
-  ct_free(ctx, map);
   return rc;
 }
 
-/* Emits the model's full right-hand side (fi + fe for split models) at
- * (tid, yids, pids) into f_ids (n). */
-static int emit_rhs(ct_context *ctx, ct_graph *g, const ct_ode *m, int32_t tid,
-                    int32_t *yids, int32_t *pids, int32_t *f_ids) {
-  CT_CHECK(ctx, replay_bound(ctx, g, &m->rhs, tid, yids, pids, f_ids));
+/* The model's full right-hand side (fi + fe for split models) at (t, y, p)
+ * into f (n variables). */
+static int call_rhs(ct_context *ctx, ct_graph *g, const ct_ode *m, const ct_var *t,
+                    const ct_var *y, const ct_var *p, ct_var *f) {
+  CT_CHECK(ctx, call_bound(ctx, g, &m->rhs, t, y, p, f));
   if (!m->rhs_e.f) return CT_OK;
-  int32_t *fe = ct_alloc(ctx, (m->n ? m->n : 1) * sizeof *fe);
+  ct_var *fe = ct_alloc(ctx, (m->n ? m->n : 1) * sizeof *fe);
   if (!fe) return CT_ERR_NOMEM;
-  int rc = replay_bound(ctx, g, &m->rhs_e, tid, yids, pids, fe);
-  for (size_t i = 0; rc == CT_OK && i < m->n; i++) {
-    f_ids[i] = ct_graph_emit(g, CT_OP_ADD, f_ids[i], fe[i], 0, 0.0);
-    if (f_ids[i] < 0) rc = g->status;
-  }
+  int rc = call_bound(ctx, g, &m->rhs_e, t, y, p, fe);
+  for (size_t i = 0; rc == CT_OK && i < m->n; i++) f[i] = ct_add(f[i], fe[i]);
   ct_free(ctx, fe);
-  return rc;
+  return rc < 0 ? rc : ct_graph_status(g);
 }
 
 /* The model's right-hand side as a new function. autonomous_at_t0 1:
@@ -74,24 +65,23 @@ static int rhs_function(ct_context *ctx, const ct_ode *m, double t0, int autonom
   *out = NULL;
   ct_graph *g = ct_graph_new(ctx);
   size_t n = m->n ? m->n : 1, np = m->np ? m->np : 1;
-  int32_t *ids = ct_alloc(ctx, (2 * n + np) * sizeof *ids);
-  if (!g || !ids) {
+  ct_var *vars = ct_alloc(ctx, (2 * n + np) * sizeof *vars);
+  if (!g || !vars) {
     ct_graph_free(g);
-    ct_free(ctx, ids);
+    ct_free(ctx, vars);
     return CT_ERR_NOMEM;
   }
-  int32_t *yids = ids, *fids = ids + n, *pids = ids + 2 * n, tid = -1;
-  int rc = autonomous_at_t0 ? CT_OK : ct_graph_add_input(g, "t", 1, &tid);
-  if (rc == CT_OK) rc = ct_graph_add_input(g, autonomous_at_t0 ? "x" : "y", m->n, yids);
-  if (rc == CT_OK && m->np) rc = ct_graph_add_input(g, "p", m->np, pids);
-  /* after the inputs: ct_graph_emit reads its graph's traced values */
-  if (rc == CT_OK && autonomous_at_t0) tid = ct_const(g, t0).id;
-  if (rc == CT_OK && tid < 0) rc = g->status;
-  if (rc == CT_OK) rc = emit_rhs(ctx, g, m, tid, yids, pids, fids);
-  if (rc == CT_OK) rc = ct_graph_add_output(g, autonomous_at_t0 ? "F" : "f", m->n, fids);
+  ct_var *y = vars, *f = vars + n, *p = vars + 2 * n, t = {NULL, -1};
+  int rc = autonomous_at_t0 ? CT_OK : ct_graph_input(g, "t", 1, NULL, &t);
+  if (rc == CT_OK)
+    rc = ct_graph_input(g, autonomous_at_t0 ? "x" : "y", m->n, NULL, y);
+  if (rc == CT_OK && m->np) rc = ct_graph_input(g, "p", m->np, NULL, p);
+  if (rc == CT_OK && autonomous_at_t0) t = ct_const(g, t0);
+  if (rc == CT_OK) rc = call_rhs(ctx, g, m, &t, y, p, f);
+  if (rc == CT_OK) rc = ct_graph_output(g, autonomous_at_t0 ? "F" : "f", m->n, f);
   if (rc == CT_OK) rc = ct_graph_finalize(g, out);
   ct_graph_free(g);
-  ct_free(ctx, ids);
+  ct_free(ctx, vars);
   return rc;
 }
 

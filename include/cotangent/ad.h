@@ -127,6 +127,17 @@ ct_var ct_select(ct_var cond, ct_var a, ct_var b);
 
 /* ---- Functions ----------------------------------------------------------- */
 
+/* Calls f inside the trace of g (function composition): in[i] holds the
+ * ct_fun_in_size(f, i) variables of g for f's input i, in f's input order;
+ * out[j] receives ct_fun_out_size(f, j) variables for f's output j (out or
+ * out[j] NULL: skipped). f's operations are recorded into g, hash-consed
+ * with what g already holds, and its guards are carried over. Returns
+ * CT_OK or the graph's (sticky) error: CT_ERR_ARG for a missing input or a
+ * variable of another graph. */
+int ct_fun_call(ct_graph *g, const ct_fun *f, const ct_var *const *in,
+                ct_var *const *out);
+
+
 void ct_fun_free(ct_fun *f);
 size_t ct_fun_n_in(const ct_fun *f);
 size_t ct_fun_n_out(const ct_fun *f);
