@@ -845,6 +845,8 @@ static int steady_options(runner *r, const plan_item *it, ct_steady_options *o) 
   if (st->max_iters > 0) o->newton.max_iters = st->max_iters;
   if (st->linear_solver) o->newton.linear_solver = st->linear_solver;
   if (st->strategy) o->newton.strategy = st->strategy;
+  if (st->solver) o->newton.solver = st->solver;
+  if (st->petsc_options) o->newton.petsc_options = st->petsc_options;
   if (st->t_max > 0.0) o->t_max = st->t_max;
   return CT_OK;
 }

@@ -196,6 +196,8 @@ typedef struct ct_cfg_steady {
   long max_iters;       /* newton.max_iters */
   char *linear_solver;  /* newton.linear_solver */
   char *strategy;       /* newton.strategy */
+  char *solver;         /* newton.solver: kinsol or snes */
+  char *petsc_options;  /* newton.petsc_options (snes, petsc) */
   double t_max;         /* fallback.t_max */
   ct_cfg_loc loc;       /* the analysis */
 } ct_cfg_steady;

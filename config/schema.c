@@ -39,7 +39,8 @@ static const char *const analysis_keys[] = {"type",  "name",   "parameters", "ob
                                             "fallback"};
 static const char *const objective_keys[] = {"integral", "final", "data"};
 static const char *const data_keys[] = {"file", "observables", "sigma"};
-static const char *const newton_keys[] = {"ftol", "max_iters", "linear_solver", "strategy"};
+static const char *const newton_keys[] = {"solver",        "ftol",    "max_iters",
+                                           "linear_solver", "strategy", "petsc_options"};
 static const char *const fallback_keys[] = {"t_max"};
 
 static const char *const methods[] = {"bdf", "adams", "erk", "dirk"};
@@ -51,7 +52,8 @@ static const char *const checks[] = {"none", "finite_difference"};
 static const char *const gradient_methods[] = {"auto", "forward", "adjoint",
                                                "finite_difference"};
 static const char *const steady_gradients[] = {"adjoint", "forward"};
-static const char *const newton_solvers[] = {"auto", "dense", "klu", "umfpack", "gmres"};
+static const char *const newton_solvers[] = {"auto", "dense", "klu", "umfpack", "petsc", "gmres"};
+static const char *const newton_backends[] = {"kinsol", "snes"};
 static const char *const newton_strategies[] = {"linesearch", "newton", "picard"};
 
 /* The time: a name every expression may use, so no model name may take it
@@ -899,16 +901,26 @@ static int parse_analysis_params(ct_context *ctx, const ct_cfg_node *node, const
   return rc;
 }
 
-/* steady_state's newton: {ftol, max_iters, linear_solver, strategy}. */
+/* steady_state's newton: {solver, ftol, max_iters, linear_solver, strategy,
+ * petsc_options}. */
 static int parse_newton(ct_context *ctx, const ct_cfg_node *node, const char *path,
                         ct_cfg_steady *st) {
   int given;
-  CT_CHECK(ctx, optional_map(ctx, node, path, "a map with ftol, max_iters, linear_solver, "
-                             "strategy", &given));
+  CT_CHECK(ctx, optional_map(ctx, node, path, "a map with solver, ftol, max_iters, "
+                             "linear_solver, strategy, petsc_options", &given));
   if (!given) return CT_OK;
   CT_CHECK(ctx, check_keys(ctx, node, path, newton_keys, N_OF(newton_keys)));
   char sub[300];
   const ct_cfg_node *v;
+  if ((v = ct_cfg_get(node, "solver"))) {
+    join(sub, sizeof sub, path, "solver");
+    CT_CHECK(ctx, get_choice(ctx, v, sub, newton_backends, N_OF(newton_backends),
+                             &st->solver));
+  }
+  if ((v = ct_cfg_get(node, "petsc_options"))) {
+    join(sub, sizeof sub, path, "petsc_options");
+    CT_CHECK(ctx, get_string(ctx, v, sub, &st->petsc_options));
+  }
   if ((v = ct_cfg_get(node, "ftol"))) {
     join(sub, sizeof sub, path, "ftol");
     CT_CHECK(ctx, get_number(ctx, v, sub, 1, &st->ftol));
@@ -1142,6 +1154,8 @@ static void free_analysis(ct_context *ctx, ct_cfg_analysis *a) {
   ct_free(ctx, a->method);
   ct_free(ctx, a->steady.linear_solver);
   ct_free(ctx, a->steady.strategy);
+  ct_free(ctx, a->steady.solver);
+  ct_free(ctx, a->steady.petsc_options);
   free_strings(ctx, a->parameters, a->n_parameters);
   ct_free(ctx, a->objective.expr.text);
   ct_free(ctx, a->objective.data_file);
