@@ -528,6 +528,11 @@ int ct_linsolve_gradient(ct_context *ctx, ct_linsolve *ls, const ct_fun *A,
     return CT_ERROR(ctx, CT_ERR_ARG, "ct_linsolve_gradient: ls, A, b, g, x or loss is NULL");
   lin_sizes z = {0, 0, 0};
   CT_CHECK(ctx, check_linear(ctx, A, b, g, &z));
+  const ct_sparsity *pat = ct_linsolve_pattern(ls);
+  if (z.nnz != pat->nnz || z.n != pat->nrows)
+    return CT_ERROR(ctx, CT_ERR_ARG, "ct_linsolve_gradient: A has %zu values and b %zu, "
+                    "but the solver's matrix is %zu x %zu with %zu nonzeros", z.nnz, z.n,
+                    pat->nrows, pat->ncols, pat->nnz);
   if (z.np && (!p || !grad))
     return CT_ERROR(ctx, CT_ERR_ARG, "ct_linsolve_gradient: p or grad is NULL but there "
                     "are %zu parameters", z.np);

@@ -130,6 +130,11 @@ const char *ct_linsolve_name(const ct_linsolve *ls) {
   return ls ? ls->ops->name : NULL;
 }
 
+/* The matrix pattern the solver was created with (its own copy). */
+const ct_sparsity *ct_linsolve_pattern(const ct_linsolve *ls) {
+  return ls ? &ls->pattern : NULL;
+}
+
 /* Copies the values and factors (first time) or refactors (same pattern). */
 int ct_linsolve_factor(ct_context *ctx, ct_linsolve *ls, const double *values) {
   if (!ls || (!values && ls->pattern.nnz))

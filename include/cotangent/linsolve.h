@@ -66,6 +66,8 @@ int ct_linsolve_create_ops(ct_context *ctx, const ct_linsolve_ops *ops,
 void ct_linsolve_free(ct_context *ctx, ct_linsolve *ls);
 /* The implementation's name. */
 const char *ct_linsolve_name(const ct_linsolve *ls);
+/* The pattern of A the solver was created with (owned by the solver). */
+const ct_sparsity *ct_linsolve_pattern(const ct_linsolve *ls);
 
 /* Factors A with nnz `values` (copied); later calls refactor with the same
  * pattern. A singular (or, for cholmod, not positive definite) matrix is

@@ -413,6 +413,14 @@ static void test_linsolve_gradient_fd(void **state) {
   /* A b of the wrong kind is refused. */
   assert_int_equal(ct_linsolve_gradient(ctx, ls, A, g, g, p, x, &loss, grad), CT_ERR_ARG);
   ct_linsolve_free(ctx, ls);
+  /* A solver on another pattern (the dense 3 x 3 one) is refused by size. */
+  size_t full_colptr[4] = {0, 3, 6, 9}, full_rows[9] = {0, 1, 2, 0, 1, 2, 0, 1, 2};
+  ct_sparsity full = {3, 3, 9, full_colptr, full_rows};
+  assert_int_equal(ct_linsolve_create(ctx, "klu", &full, &ls), CT_OK);
+  assert_int_equal(ct_linsolve_gradient(ctx, ls, A, b_const, g, p, x, &loss, grad),
+                   CT_ERR_ARG);
+  assert_non_null(strstr(ct_errmsg(ctx), "but the solver's matrix is 3 x 3 with 9 nonzeros"));
+  ct_linsolve_free(ctx, ls);
   ct_fun_free(b_const);
   ct_fun_free(A);
   ct_fun_free(b);
