@@ -21,20 +21,6 @@
 #include "dae_internal.h"
 #include "ode_internal.h" /* step-by-step driving and dense output (ode.c) */
 
-/* A SUNDIALS call: a negative flag is CT_ERR_EXTERNAL naming the call. */
-#define DAE_SUN_CALL(ctx, call)                                               \
-  do {                                                                        \
-    int flag_ = (call);                                                       \
-    if (flag_ < 0)                                                            \
-      return CT_ERROR((ctx), CT_ERR_EXTERNAL, "%s failed with flag %d", #call, \
-                      flag_);                                                 \
-  } while (0)
-/* A SUNDIALS constructor: NULL is CT_ERR_NOMEM naming it. */
-#define DAE_SUN_NEW(ctx, var, expr)                                           \
-  do {                                                                        \
-    if (!((var) = (expr)))                                                    \
-      return CT_ERROR((ctx), CT_ERR_NOMEM, "%s returned NULL", #expr);        \
-  } while (0)
 
 /* A model function with the positions of its inputs (-1: absent). */
 typedef struct bound {
@@ -458,21 +444,21 @@ static int attach_linear_solver(run *r, ida_set *c, ct_dae_linsol ls) {
   sunindextype nnz = (sunindextype)(r->m->pat.nnz ? r->m->pat.nnz : 1);
   switch (ls) {
     case CT_DAE_LINSOL_DENSE:
-      DAE_SUN_NEW(ctx, c->A, SUNDenseMatrix(n, n, c->sun));
-      DAE_SUN_NEW(ctx, c->LS, SUNLinSol_Dense(c->y, c->A, c->sun));
+      CT_SUN_NEW(ctx, c->A, SUNDenseMatrix(n, n, c->sun));
+      CT_SUN_NEW(ctx, c->LS, SUNLinSol_Dense(c->y, c->A, c->sun));
       break;
     case CT_DAE_LINSOL_KLU:
-      DAE_SUN_NEW(ctx, c->A, SUNSparseMatrix(n, n, nnz, CSC_MAT, c->sun));
-      DAE_SUN_NEW(ctx, c->LS, SUNLinSol_KLU(c->y, c->A, c->sun));
+      CT_SUN_NEW(ctx, c->A, SUNSparseMatrix(n, n, nnz, CSC_MAT, c->sun));
+      CT_SUN_NEW(ctx, c->LS, SUNLinSol_KLU(c->y, c->A, c->sun));
       break;
     default:
-      DAE_SUN_NEW(ctx, c->LS, SUNLinSol_SPGMR(c->y, SUN_PREC_NONE, 0, c->sun));
-      DAE_SUN_CALL(ctx, IDASetLinearSolver(c->mem, c->LS, NULL));
-      DAE_SUN_CALL(ctx, IDASetJacTimes(c->mem, NULL, jtimes_cb));
+      CT_SUN_NEW(ctx, c->LS, SUNLinSol_SPGMR(c->y, SUN_PREC_NONE, 0, c->sun));
+      CT_SUN_CALL(ctx, IDASetLinearSolver(c->mem, c->LS, NULL));
+      CT_SUN_CALL(ctx, IDASetJacTimes(c->mem, NULL, jtimes_cb));
       return CT_OK;
   }
-  DAE_SUN_CALL(ctx, IDASetLinearSolver(c->mem, c->LS, c->A));
-  DAE_SUN_CALL(ctx, IDASetJacFn(c->mem, jac_cb));
+  CT_SUN_CALL(ctx, IDASetLinearSolver(c->mem, c->LS, c->A));
+  CT_SUN_CALL(ctx, IDASetJacFn(c->mem, jac_cb));
   return CT_OK;
 }
 
@@ -483,31 +469,31 @@ static int ida_setup(run *r, ida_set *c, const ct_dae_options *o, double t0,
   ct_context *ctx = r->ctx;
   const ct_dae *m = r->m;
   sunindextype n = (sunindextype)m->n;
-  DAE_SUN_CALL(ctx, SUNContext_Create(NULL, &c->sun));
-  DAE_SUN_NEW(ctx, c->y, N_VNew_Serial(n, c->sun));
-  DAE_SUN_NEW(ctx, c->yp, N_VNew_Serial(n, c->sun));
+  CT_SUN_CALL(ctx, SUNContext_Create(NULL, &c->sun));
+  CT_SUN_NEW(ctx, c->y, N_VNew_Serial(n, c->sun));
+  CT_SUN_NEW(ctx, c->yp, N_VNew_Serial(n, c->sun));
   memcpy(N_VGetArrayPointer(c->y), y0, m->n * sizeof *y0);
   memcpy(N_VGetArrayPointer(c->yp), yp0, m->n * sizeof *yp0);
-  DAE_SUN_NEW(ctx, c->mem, IDACreate(c->sun));
-  DAE_SUN_CALL(ctx, IDASetErrHandlerFn(c->mem, sundials_error, r));
-  DAE_SUN_CALL(ctx, IDAInit(c->mem, res_cb, t0, c->y, c->yp));
-  DAE_SUN_CALL(ctx, IDASetUserData(c->mem, r));
+  CT_SUN_NEW(ctx, c->mem, IDACreate(c->sun));
+  CT_SUN_CALL(ctx, IDASetErrHandlerFn(c->mem, sundials_error, r));
+  CT_SUN_CALL(ctx, IDAInit(c->mem, res_cb, t0, c->y, c->yp));
+  CT_SUN_CALL(ctx, IDASetUserData(c->mem, r));
   if (o->atol_v) {
-    DAE_SUN_NEW(ctx, c->atol, N_VNew_Serial(n, c->sun));
+    CT_SUN_NEW(ctx, c->atol, N_VNew_Serial(n, c->sun));
     memcpy(N_VGetArrayPointer(c->atol), o->atol_v, m->n * sizeof *o->atol_v);
-    DAE_SUN_CALL(ctx, IDASVtolerances(c->mem, o->rtol, c->atol));
+    CT_SUN_CALL(ctx, IDASVtolerances(c->mem, o->rtol, c->atol));
   } else {
-    DAE_SUN_CALL(ctx, IDASStolerances(c->mem, o->rtol, o->atol));
+    CT_SUN_CALL(ctx, IDASStolerances(c->mem, o->rtol, o->atol));
   }
-  if (o->max_steps) DAE_SUN_CALL(ctx, IDASetMaxNumSteps(c->mem, o->max_steps));
-  if (o->max_step > 0) DAE_SUN_CALL(ctx, IDASetMaxStep(c->mem, o->max_step));
-  if (m->nroots) DAE_SUN_CALL(ctx, IDARootInit(c->mem, (int)m->nroots, root_cb));
+  if (o->max_steps) CT_SUN_CALL(ctx, IDASetMaxNumSteps(c->mem, o->max_steps));
+  if (o->max_step > 0) CT_SUN_CALL(ctx, IDASetMaxStep(c->mem, o->max_step));
+  if (m->nroots) CT_SUN_CALL(ctx, IDARootInit(c->mem, (int)m->nroots, root_cb));
   if (o->calc_ic) {
-    DAE_SUN_NEW(ctx, c->id, N_VNew_Serial(n, c->sun));
+    CT_SUN_NEW(ctx, c->id, N_VNew_Serial(n, c->sun));
     double *id = N_VGetArrayPointer(c->id);
     for (size_t i = 0; i < m->n; i++)
       id[i] = (o->differential ? o->differential[i] : m->id[i]) ? 1.0 : 0.0;
-    DAE_SUN_CALL(ctx, IDASetId(c->mem, c->id));
+    CT_SUN_CALL(ctx, IDASetId(c->mem, c->id));
   }
   return attach_linear_solver(r, c, ls);
 }
@@ -648,7 +634,7 @@ static int record_root(run *r, ida_set *c, ct_dae_result *res, double t) {
   IDAGetNumSteps(c->mem, &root->steps);
   IDAGetLastOrder(c->mem, &root->order);
   IDAGetLastStep(c->mem, &root->h);
-  DAE_SUN_CALL(r->ctx, IDAGetRootInfo(c->mem, root->which));
+  CT_SUN_CALL(r->ctx, IDAGetRootInfo(c->mem, root->which));
   return CT_OK;
 }
 
@@ -744,7 +730,7 @@ static int integrate(run *r, ida_set *c, const ct_dae_options *o, const double *
                "computed (IDACalcIC: %s)", failure_cause(flag, o));
       return fail(r, res, cause);
     }
-    DAE_SUN_CALL(r->ctx, IDAGetConsistentIC(c->mem, c->y, c->yp));
+    CT_SUN_CALL(r->ctx, IDAGetConsistentIC(c->mem, c->y, c->yp));
   }
   ida_stepping w;
   CT_CHECK(r->ctx, stepping_start(r, c, &w, o, tout, n_tout, res));

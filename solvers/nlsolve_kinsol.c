@@ -18,6 +18,7 @@
 #include <sunmatrix/sunmatrix_sparse.h>
 
 #include "nlsolve_internal.h"
+#include "sun_check.h"
 
 /* What every KINSOL callback of one solve needs (KINSOL's user data). */
 typedef struct kin_run {
@@ -187,19 +188,6 @@ static void kin_set_free(kin_set *k) {
   if (k->sun) SUNContext_Free(&k->sun);
 }
 
-/* A SUNDIALS call that returns a flag: a negative flag is CT_ERR_EXTERNAL. */
-#define KIN_CALL(ctx, call)                                                    \
-  do {                                                                         \
-    int flag_ = (call);                                                        \
-    if (flag_ < 0)                                                             \
-      return CT_ERROR((ctx), CT_ERR_EXTERNAL, "%s failed with flag %d", #call,  \
-                      flag_);                                                  \
-  } while (0)
-#define KIN_NEW(ctx, var, expr)                                                \
-  do {                                                                         \
-    if (!((var) = (expr)))                                                     \
-      return CT_ERROR((ctx), CT_ERR_NOMEM, "%s returned NULL", #expr);         \
-  } while (0)
 
 /* KINSOL's strategy constant for the option's name; -1 if unknown. */
 static int strategy_of(const char *name) {
@@ -217,18 +205,18 @@ static int attach_linear_solver(ct_context *ctx, kin_run *r, kin_set *k) {
   const ct_nlsolve_options *o = r->o;
   if (!strcmp(o->linear_solver, "gmres")) {
     int maxl = r->n < 100 ? (int)r->n : 100;
-    KIN_NEW(ctx, k->LS, SUNLinSol_SPGMR(k->u, SUN_PREC_NONE, maxl, k->sun));
-    KIN_CALL(ctx, KINSetLinearSolver(k->kin, k->LS, NULL));
-    KIN_CALL(ctx, KINSetJacTimesVecFn(k->kin, kin_jtimes));
+    CT_SUN_NEW(ctx, k->LS, SUNLinSol_SPGMR(k->u, SUN_PREC_NONE, maxl, k->sun));
+    CT_SUN_CALL(ctx, KINSetLinearSolver(k->kin, k->LS, NULL));
+    CT_SUN_CALL(ctx, KINSetJacTimesVecFn(k->kin, kin_jtimes));
     return CT_OK;
   }
   CT_CHECK(ctx, ct_nls_linsolve(ctx, r->nls, o->linear_solver, &r->ls));
   const ct_sparsity *P = ct_nls_pattern(r->nls);
-  KIN_NEW(ctx, k->J, SUNSparseMatrix((sunindextype)r->n, (sunindextype)r->n,
+  CT_SUN_NEW(ctx, k->J, SUNSparseMatrix((sunindextype)r->n, (sunindextype)r->n,
                                      (sunindextype)P->nnz, CSC_MAT, k->sun));
-  KIN_NEW(ctx, k->LS, wrap_new(k->sun, r));
-  KIN_CALL(ctx, KINSetLinearSolver(k->kin, k->LS, k->J));
-  KIN_CALL(ctx, KINSetJacFn(k->kin, kin_jacobian));
+  CT_SUN_NEW(ctx, k->LS, wrap_new(k->sun, r));
+  CT_SUN_CALL(ctx, KINSetLinearSolver(k->kin, k->LS, k->J));
+  CT_SUN_CALL(ctx, KINSetJacFn(k->kin, kin_jacobian));
   return CT_OK;
 }
 
@@ -246,33 +234,33 @@ static double max_newton_step(const double *x, size_t n) {
 static int kin_setup(ct_context *ctx, kin_run *r, kin_set *k, const double *x) {
   const ct_nlsolve_options *o = r->o;
   int strategy = strategy_of(o->strategy);
-  KIN_CALL(ctx, SUNContext_Create(NULL, &k->sun));
-  KIN_NEW(ctx, k->u, N_VNew_Serial((sunindextype)r->n, k->sun));
-  KIN_NEW(ctx, k->scale, N_VNew_Serial((sunindextype)r->n, k->sun));
+  CT_SUN_CALL(ctx, SUNContext_Create(NULL, &k->sun));
+  CT_SUN_NEW(ctx, k->u, N_VNew_Serial((sunindextype)r->n, k->sun));
+  CT_SUN_NEW(ctx, k->scale, N_VNew_Serial((sunindextype)r->n, k->sun));
   memcpy(N_VGetArrayPointer(k->u), x, r->n * sizeof(double));
   N_VConst(1.0, k->scale);
-  KIN_NEW(ctx, k->kin, KINCreate(k->sun));
-  KIN_CALL(ctx, KINSetErrHandlerFn(k->kin, kin_error, r));
-  KIN_CALL(ctx, KINSetUserData(k->kin, r));
-  if (strategy == KIN_FP) KIN_CALL(ctx, KINSetMAA(k->kin, o->anderson_m));
-  KIN_CALL(ctx, KINInit(k->kin, strategy == KIN_FP ? kin_fixed_point : kin_residual, k->u));
-  KIN_CALL(ctx, KINSetFuncNormTol(k->kin, o->ftol));
-  KIN_CALL(ctx, KINSetScaledStepTol(k->kin, o->steptol));
-  KIN_CALL(ctx, KINSetNumMaxIters(k->kin, o->max_iters));
-  KIN_CALL(ctx, KINSetMaxNewtonStep(k->kin, max_newton_step(x, r->n)));
+  CT_SUN_NEW(ctx, k->kin, KINCreate(k->sun));
+  CT_SUN_CALL(ctx, KINSetErrHandlerFn(k->kin, kin_error, r));
+  CT_SUN_CALL(ctx, KINSetUserData(k->kin, r));
+  if (strategy == KIN_FP) CT_SUN_CALL(ctx, KINSetMAA(k->kin, o->anderson_m));
+  CT_SUN_CALL(ctx, KINInit(k->kin, strategy == KIN_FP ? kin_fixed_point : kin_residual, k->u));
+  CT_SUN_CALL(ctx, KINSetFuncNormTol(k->kin, o->ftol));
+  CT_SUN_CALL(ctx, KINSetScaledStepTol(k->kin, o->steptol));
+  CT_SUN_CALL(ctx, KINSetNumMaxIters(k->kin, o->max_iters));
+  CT_SUN_CALL(ctx, KINSetMaxNewtonStep(k->kin, max_newton_step(x, r->n)));
   if (strategy == KIN_FP || strategy == KIN_PICARD) {
     if (o->anderson_m > 0 && strategy == KIN_FP)
-      KIN_CALL(ctx, KINSetDampingAA(k->kin, o->damping));
+      CT_SUN_CALL(ctx, KINSetDampingAA(k->kin, o->damping));
     else
-      KIN_CALL(ctx, KINSetDamping(k->kin, o->damping));
+      CT_SUN_CALL(ctx, KINSetDamping(k->kin, o->damping));
   }
   if (o->constraints) {
-    KIN_NEW(ctx, k->constraints, N_VNew_Serial((sunindextype)r->n, k->sun));
+    CT_SUN_NEW(ctx, k->constraints, N_VNew_Serial((sunindextype)r->n, k->sun));
     memcpy(N_VGetArrayPointer(k->constraints), o->constraints, r->n * sizeof(double));
-    KIN_CALL(ctx, KINSetConstraints(k->kin, k->constraints));
+    CT_SUN_CALL(ctx, KINSetConstraints(k->kin, k->constraints));
   }
   if (strategy != KIN_FP) {
-    KIN_CALL(ctx, KINSetMaxSetupCalls(k->kin, o->max_setup));
+    CT_SUN_CALL(ctx, KINSetMaxSetupCalls(k->kin, o->max_setup));
     CT_CHECK(ctx, attach_linear_solver(ctx, r, k));
   }
   return CT_OK;

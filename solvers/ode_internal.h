@@ -13,6 +13,7 @@
 #include <sundials/sundials_nonlinearsolver.h>
 
 #include "cotangent/ode.h"
+#include "sun_check.h"
 
 /* A model function and the positions of its named inputs "t", "y", "p"
  * (and a direction "d_y"); -1 where absent. */
@@ -143,21 +144,6 @@ typedef struct ct_ode_hooks {
   void (*finish)(ct_ode_run *r, ct_cvode_set *c);
 } ct_ode_hooks;
 
-/* A SUNDIALS call that returns a flag: a negative flag is CT_ERR_EXTERNAL
- * naming the call. */
-#define CT_SUN_CALL(ctx, call)                                                \
-  do {                                                                        \
-    int flag_ = (call);                                                       \
-    if (flag_ < 0)                                                            \
-      return CT_ERROR((ctx), CT_ERR_EXTERNAL, "%s failed with flag %d", #call, \
-                      flag_);                                                 \
-  } while (0)
-/* A SUNDIALS constructor: NULL is CT_ERR_NOMEM naming it. */
-#define CT_SUN_NEW(ctx, var, expr)                                            \
-  do {                                                                        \
-    if (!((var) = (expr)))                                                    \
-      return CT_ERROR((ctx), CT_ERR_NOMEM, "%s returned NULL", #expr);        \
-  } while (0)
 
 /* ct_ode_solve into a caller-provided, zeroed result (not freed here:
  * release it with ct_ode_result_clear whatever the status), with optional
