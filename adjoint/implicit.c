@@ -22,18 +22,6 @@
 
 /* ---- F_x at the solution, factored and checked --------------------------------- */
 
-/* The message part of the context's last error (no location, no
- * traceback), into buf. */
-static void last_message(const ct_context *ctx, char *buf, size_t size) {
-  const char *m = ct_errmsg(ctx), *sp = strchr(m, ' ');
-  const char *colon = sp ? strstr(sp, ": ") : NULL;
-  const char *start = colon ? colon + 2 : m;
-  size_t len = strcspn(start, "\n");
-  if (len >= size) len = size - 1;
-  memcpy(buf, start, len);
-  buf[len] = '\0';
-}
-
 /* Factors F_x at (x, p) into ls; an exactly singular F_x is CT_ERR_NUMERIC
  * saying the derivative would be wrong. */
 static int factor_jacobian(ct_context *ctx, ct_nlsolve *nls, ct_linsolve *ls,
@@ -47,7 +35,7 @@ static int factor_jacobian(ct_context *ctx, ct_nlsolve *nls, ct_linsolve *ls,
   ct_free(ctx, vals);
   if (rc == CT_ERR_NUMERIC) {
     char why[256];
-    last_message(ctx, why, sizeof why);
+    ct_errmsg_text(ctx, why, sizeof why);
     return CT_ERROR(ctx, CT_ERR_NUMERIC, "F_x at the solution is singular (%s): the "
                     "implicit derivative would be wrong", why);
   }

@@ -1442,11 +1442,7 @@ static int run_one(runner *r, size_t i) {
   int rc = run_item(r, it, aj, msg);
   double wall = now_s() - t0;
   if (rc < 0 && !msg[0]) {
-    const char *e = ct_errmsg(r->ctx);
-    const char *colon = strstr(e, ": ");
-    snprintf(msg, sizeof msg, "%s", colon ? colon + 2 : e);
-    char *nl = strchr(msg, '\n');
-    if (nl) *nl = 0;
+    ct_errmsg_text(r->ctx, msg, sizeof msg);
   }
   cJSON_AddStringToObject(aj, "status", rc == CT_OK ? "ok" : rc == CT_ERR_INTERRUPTED
                                                             ? "interrupted" : "failed");

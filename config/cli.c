@@ -162,12 +162,8 @@ static int parse_args(int argc, char **argv, cli_args *a, FILE *err) {
 /* Prints the context's error as users should see it: the message without
  * the library's source location and traceback. */
 static void print_error(FILE *err, ct_context *ctx) {
-  const char *e = ct_errmsg(ctx);
-  const char *colon = strstr(e, ": ");
-  const char *msg = colon ? colon + 2 : e;
-  const char *trace = strstr(msg, "\n  from ");
-  int len = trace ? (int)(trace - msg) : (int)strlen(msg);
-  fprintf(err, "cotangent: error: %.*s\n", len, msg);
+  char msg[1024];
+  fprintf(err, "cotangent: error: %s\n", ct_errmsg_text(ctx, msg, sizeof msg));
 }
 
 /* The exit status of a failure before anything ran. */

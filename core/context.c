@@ -67,6 +67,22 @@ const char *ct_errmsg(const ct_context *ctx) {
   return ctx->errcode ? ctx->errmsg : "no error";
 }
 
+/* The message alone: after "file:line function: ", up to the traceback
+ * (lines "\n  from ..."; a message may itself span lines, such as a
+ * config error quoting an expression with a caret). */
+const char *ct_errmsg_text(const ct_context *ctx, char *buf, size_t size) {
+  if (!buf || !size) return buf;
+  const char *m = ct_errmsg(ctx), *sp = strchr(m, ' ');
+  const char *colon = sp ? strstr(sp, ": ") : NULL;
+  const char *start = colon ? colon + 2 : m;
+  const char *trace = strstr(start, "\n  from ");
+  size_t len = trace ? (size_t)(trace - start) : strlen(start);
+  if (len >= size) len = size - 1;
+  memcpy(buf, start, len);
+  buf[len] = '\0';
+  return buf;
+}
+
 int ct_errcode(const ct_context *ctx) { return ctx ? ctx->errcode : CT_OK; }
 
 void ct_error_clear(ct_context *ctx) {

@@ -36,24 +36,12 @@ typedef struct kin_run {
   char sundials[256];  /* KINSOL's own last error message */
 } kin_run;
 
-/* The message part of the context's last error (without "file:line
- * function: " and the traceback), into buf. */
-static void last_message(const ct_context *ctx, char *buf, size_t size) {
-  const char *m = ct_errmsg(ctx), *sp = strchr(m, ' ');
-  const char *colon = sp ? strstr(sp, ": ") : NULL;
-  const char *start = colon ? colon + 2 : m;
-  size_t len = strcspn(start, "\n");
-  if (len >= size) len = size - 1;
-  memcpy(buf, start, len);
-  buf[len] = '\0';
-}
-
 /* Records a failing callback (the first one only) and returns KINSOL's
  * unrecoverable -1. */
 static int callback_failed(kin_run *r, int status) {
   if (!r->cb_status) {
     r->cb_status = status;
-    last_message(r->ctx, r->cause, sizeof r->cause);
+    ct_errmsg_text(r->ctx, r->cause, sizeof r->cause);
   }
   return -1;
 }

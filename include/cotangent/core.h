@@ -82,6 +82,12 @@ void ct_context_free(ct_context *ctx);
  * "  from file:line function" line per CT_CHECK that passed it up.
  * "no error" when none is recorded. Valid until the next failing call. */
 const char *ct_errmsg(const ct_context *ctx);
+/* The last error's message alone, as users should read it: without the
+ * "file:line function: " of where it was recorded and the traceback lines
+ * (it may span lines itself, e.g. a config error quoting an expression
+ * under a caret), copied into buf (truncated to size - 1 characters).
+ * Returns buf. */
+const char *ct_errmsg_text(const ct_context *ctx, char *buf, size_t size);
 /* The status code of the last recorded error, CT_OK when none. */
 int ct_errcode(const ct_context *ctx);
 /* Forgets the recorded error. */

@@ -44,6 +44,14 @@ static void test_error_location_and_traceback(void **state) {
   assert_non_null(strstr(msg, " outer"));
   assert_true(strstr(msg, " middle") < strstr(msg, " outer"));
 
+  /* The message alone, without location and traceback, whole or cut. */
+  char text[64], tiny[8];
+  assert_string_equal(ct_errmsg_text(ctx, text, sizeof text), "n must be positive, got -3");
+  assert_string_equal(ct_errmsg_text(ctx, tiny, sizeof tiny), "n must ");
+  /* A message spanning lines keeps its lines. */
+  CT_ERROR(ctx, CT_ERR_CONFIG, "bad expression\n  k*x +\n      ^");
+  assert_string_equal(ct_errmsg_text(ctx, text, sizeof text), "bad expression\n  k*x +\n      ^");
+
   ct_error_clear(ctx);
   assert_string_equal(ct_errmsg(ctx), "no error");
   ct_context_free(ctx);
