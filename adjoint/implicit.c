@@ -46,10 +46,12 @@ static int factor_jacobian(ct_context *ctx, ct_nlsolve *nls, ct_linsolve *ls,
 
 /* CT_ERR_NUMERIC when the factored F_x's reciprocal condition estimate is
  * below min_rcond (0: no check). The estimate is made once per
- * factorization. */
+ * factorization, and not for iterative solvers: it would cost a dozen
+ * Krylov solves, and a Krylov solve that does not converge already fails
+ * with its reason. */
 static int check_condition(ct_context *ctx, ct_nlsolve *nls, ct_linsolve *ls,
                            double min_rcond) {
-  if (!(min_rcond > 0)) return CT_OK;
+  if (!(min_rcond > 0) || ct_linsolve_is_iterative(ls)) return CT_OK;
   double rcond = 0;
   if (!ct_nls_rcond_cached(nls, &rcond)) {
     CT_CHECK(ctx, ct_linsolve_rcond(ctx, ls, &rcond));

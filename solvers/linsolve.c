@@ -331,6 +331,11 @@ int ct_linsolve_set_options(ct_context *ctx, ct_linsolve *ls, const char *option
   return CT_OK;
 }
 
+/* Iterative: the implementation counts Krylov iterations. */
+int ct_linsolve_is_iterative(const ct_linsolve *ls) {
+  return ls && ls->ops->iterations != NULL;
+}
+
 /* Krylov iterations over all solves; 0 without an iterations entry. */
 long ct_linsolve_iterations(const ct_linsolve *ls) {
   if (!ls || !ls->ops->iterations) return 0;

@@ -102,6 +102,9 @@ int ct_linsolve_set_options(ct_context *ctx, ct_linsolve *ls,
 /* Krylov iterations summed over all solves so far (0 for direct solvers
  * and for NULL). */
 long ct_linsolve_iterations(const ct_linsolve *ls);
+/* 1 when the implementation solves iteratively (it has an iterations
+ * entry, as "petsc" does), 0 for direct solvers. */
+int ct_linsolve_is_iterative(const ct_linsolve *ls);
 
 /* Tangent of x = A^{-1} b: dx = A^{-1} (db - dA x), with x the solution for
  * the factored A, dA nnz numbers in CSC order (NULL: zero) and db n numbers

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cotangent/implicit.h"
+#include "ct_asan_mpi.h"
 #include "ct_test.h"
 #include "ct_models.h"
 
@@ -201,7 +202,7 @@ static void test_tangent_adjoint_root(void **state) {
   ct_context *ctx = ct_context_new(NULL);
   ct_nlsolve *nls = new_problem(ctx, reaction_diffusion);
   double x0[NRD] = {0};
-  const char *solvers[] = {"dense", "klu", "umfpack", "gmres"};
+  const char *solvers[] = {"dense", "klu", "umfpack", "gmres", "petsc"};
   for (size_t s = 0; s < sizeof solvers / sizeof solvers[0]; s++)
     check_derivatives(ctx, nls, solvers[s], rd_p, x0);
   ct_nlsolve_free(nls);

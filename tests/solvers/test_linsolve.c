@@ -503,6 +503,7 @@ static void test_options_and_iterations(void **state) {
     double x[N];
     assert_int_equal(ct_linsolve_solve(ctx, ls, b_ref, x), CT_OK);
     assert_int_equal(ct_linsolve_iterations(ls), 0);
+    assert_int_equal(ct_linsolve_is_iterative(ls), 0);
     ct_linsolve_free(ctx, ls);
   }
   assert_int_equal(ct_linsolve_iterations(NULL), 0);
@@ -534,6 +535,7 @@ static void test_petsc_options(void **state) {
   assert_int_equal(ct_linsolve_set_options(ctx, ls, NULL), CT_OK);
   assert_int_equal(ct_linsolve_set_options(ctx, ls, ""), CT_OK);
   assert_int_equal(ct_linsolve_solve(ctx, ls, b_ref, x), CT_OK);
+  assert_int_equal(ct_linsolve_is_iterative(ls), 1);
   long first = ct_linsolve_iterations(ls);
   assert_true(first >= 1 && first <= N);
   /* A bogus KSP type: a clear error, the old solver still solves. */
