@@ -5,6 +5,7 @@
  * one AD VJP per adjoint. With the "gmres" linear solver the systems are
  * solved matrix-free by SUNDIALS' SPGMR on AD JVPs (F_x v) and VJPs
  * (F_x^T w). */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -65,14 +66,17 @@ static int check_condition(ct_context *ctx, ct_nlsolve *nls, ct_linsolve *ls,
 }
 
 /* The problem's linear solver `name` holding F_x factored at the recorded
- * solution (x, p), or at the last Newton iterate when a back end left it
- * so and `stale_ok` (*stale is then 1), its conditioning checked against
- * min_rcond. */
+ * solution (x, p), or, for a direct solver, at the last Newton iterate when
+ * a back end left it so and `stale_ok` (*stale is then 1), its
+ * conditioning checked against min_rcond. */
 static int factored_at_solution(ct_context *ctx, ct_nlsolve *nls, const char *name,
                                 const double *x, const double *p, double min_rcond,
                                 int stale_ok, ct_linsolve **ls, int *stale) {
   CT_CHECK(ctx, ct_nls_linsolve(ctx, nls, name, ls));
-  *stale = stale_ok && ct_nls_is_factored_stale(nls);
+  /* An iterative solver's "factorization" is its preconditioner: set up
+   * afresh at the solution, one Krylov solve beats several refinement
+   * steps of one each. */
+  *stale = stale_ok && !ct_linsolve_is_iterative(*ls) && ct_nls_is_factored_stale(nls);
   if (!ct_nls_is_factored(nls) && !*stale)
     CT_CHECK(ctx, factor_jacobian(ctx, nls, *ls, x, p));
   CT_CHECK(ctx, check_condition(ctx, nls, *ls, min_rcond));
@@ -139,10 +143,11 @@ static int gmres_run(ct_context *ctx, gmres_op *op, gmres_set *g, size_t n,
   int flag = SUNLinSolSolve(g->LS, NULL, g->y, g->b, IMPLICIT_GMRES_RTOL * bnorm);
   if (op->status) return ct_error_trace(ctx, op->status, __FILE__, __LINE__, __func__);
   if (flag != SUNLS_SUCCESS)
-    return CT_ERROR(ctx, CT_ERR_NUMERIC, "F_x at the solution is singular or "
-                    "ill-conditioned: GMRES on F_x%s reached relative residual %.1e > "
-                    "%.0e after %d iterations (flag %d): the implicit derivative would "
-                    "be wrong", op->transpose ? "^T" : "",
+    return CT_ERROR(ctx, CT_ERR_NUMERIC, "GMRES on F_x%s at the solution stopped at "
+                    "relative residual %.1e > %.0e after %d iterations (flag %d): F_x is "
+                    "singular or ill-conditioned, or unpreconditioned GMRES is too slow "
+                    "for it (use a direct linear solver, or petsc with a preconditioner); "
+                    "the implicit derivative would be wrong", op->transpose ? "^T" : "",
                     SUNLinSolResNorm(g->LS) / bnorm, IMPLICIT_GMRES_RTOL,
                     SUNLinSolNumIters(g->LS), flag);
   memcpy(y, N_VGetArrayPointer(g->y), n * sizeof(double));
@@ -198,16 +203,27 @@ static double max_abs(const double *v, size_t n) {
   return m;
 }
 
+/* The relative correction at which refinement has converged: 1e-14, or
+ * what a fresh factorization would reach, 100 eps / rcond, for an
+ * ill-conditioned F_x (a 10^6-point Laplacian has rcond ~ 1e-6: its
+ * corrections stall near 1e-10 however good the factorization). */
+#define IMPLICIT_REFINE_RTOL 1e-14
+#define IMPLICIT_REFINE_MAX 10
+static double refine_tolerance(const ct_nlsolve *nls) {
+  double rcond = 0;
+  if (!ct_nls_rcond_cached(nls, &rcond) || !(rcond > 0)) return IMPLICIT_REFINE_RTOL;
+  return fmax(IMPLICIT_REFINE_RTOL, 100.0 * DBL_EPSILON / rcond);
+}
+
 /* Iterative refinement of F_x y = b (or F_x^T y = b) at the solution with
  * the stale factorization M as the approximate inverse: y <- y + M^{-1}(b -
  * F_x y), F_x y from an AD JVP (VJP). *converged is 0 when the correction
- * does not fall below IMPLICIT_REFINE_RTOL |y| within IMPLICIT_REFINE_MAX
+ * does not fall below refine_tolerance |y| within IMPLICIT_REFINE_MAX
  * steps or stops shrinking; r and d are n-number scratch arrays. */
-#define IMPLICIT_REFINE_RTOL 1e-14
-#define IMPLICIT_REFINE_MAX 10
 static int refine(ct_context *ctx, ct_nlsolve *nls, const at_solution *s, int transpose,
                   const double *b, double *y, double *r, double *d, int *converged) {
   size_t n = ct_nlsolve_n(nls);
+  double tol = refine_tolerance(nls);
   *converged = 0;
   CT_CHECK(ctx, direct_solve(ctx, s->ls, transpose, b, y));
   double last = INFINITY;
@@ -219,7 +235,7 @@ static int refine(ct_context *ctx, ct_nlsolve *nls, const at_solution *s, int tr
     for (size_t i = 0; i < n; i++) y[i] += d[i];
     double step = max_abs(d, n), size = max_abs(y, n);
     if (!isfinite(step) || !isfinite(size)) return CT_OK;
-    if (step <= IMPLICIT_REFINE_RTOL * size) {
+    if (step <= tol * size) {
       *converged = 1;
       return CT_OK;
     }

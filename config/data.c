@@ -194,7 +194,7 @@ static int assign_roles(reader *r, char **names, int lineno) {
     if (!(d->names[d->n_cols] = ct_strdup(r->ctx, names[k]))) return CT_ERR_NOMEM;
     r->role[k] = (int)d->n_cols++;
   }
-  size_t off, len;
+  size_t off = 0, len = 0;
   for (size_t k = 1; k < n; k++) {
     if (!is_sigma_column(names, n, k)) continue;
     sigma_base(names[k], &off, &len);
