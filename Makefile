@@ -59,13 +59,15 @@ test-fast: build
 # bench_ode also runs the SciPy peer (python3-scipy, installed here by
 # install-deps --bench); without SciPy it reports without that column.
 # bench/config times `cotangent check` of a 1,000-species network (with
-# JIT caches of its own).
+# JIT caches of its own). bench/implicit differentiates nonlinear solves on
+# grids of 10^4, 10^5 and 10^6 unknowns (~40 min; the largest needs ~11 GB).
 bench: build
 	@scripts/install-deps --bench || echo "make bench: python3-scipy not installed: bench_ode runs without SciPy" >&2
 	@test -x $(BUILD)/bench/bench_ad || { echo "make bench: configure with -DCOTANGENT_BENCH=ON" >&2; exit 1; }
 	$(BUILD)/bench/bench_ad --out $(BUILD)/bench/ad.json
 	COTANGENT_CACHE=$(CURDIR)/$(BUILD)/jit-cache $(BUILD)/bench/bench_ode --out $(BUILD)/bench/ode.json
 	python3 bench/config/bench_config.py --cotangent $(BUILD)/cotangent --out $(BUILD)/bench/config.json
+	$(BUILD)/bench/bench_implicit --out $(BUILD)/bench/implicit.json
 
 # libFuzzer on the config loader and the expression parser
 # (tests/fuzz/fuzz_config.c) under ASan + UBSan, for FUZZ_SECONDS seconds
