@@ -294,7 +294,8 @@ static double summary_number(const cJSON *sum, int i, const char *key, const cha
   const cJSON *a = cJSON_GetArrayItem(cJSON_GetObjectItem(sum, "analyses"), i);
   const cJSON *v = cJSON_GetObjectItem(a, key);
   if (param) v = cJSON_GetObjectItem(v, param);
-  if (!cJSON_IsNumber(v)) fail_msg("analyses[%d].%s.%s is not a number", i, key, param);
+  if (!cJSON_IsNumber(v))
+    fail_msg("analyses[%d].%s%s%s is not a number", i, key, param ? "." : "", param ? param : "");
   return v->valuedouble;
 }
 
