@@ -584,16 +584,6 @@ static int output_hook(ct_context *ctx, void *ud, void *mem, const ct_dae_result
   return CT_OK;
 }
 
-/* A SUNDIALS call of the backward phase: a negative flag is
- * CT_ERR_EXTERNAL naming it. */
-#define ASA_CALL(ctx, call)                                                    \
-  do {                                                                         \
-    int flag_ = (call);                                                        \
-    if (flag_ < 0)                                                             \
-      return CT_ERROR((ctx), CT_ERR_EXTERNAL, "%s failed with flag %d", #call,  \
-                      flag_);                                                  \
-  } while (0)
-
 /* The backward linear solver: linsol_b, or the forward's choice (auto);
  * dense and KLU with jac_b_cb, GMRES with jtimes_b_cb. */
 static int attach_linear_solver_b(arun *s, void *mem) {
@@ -604,8 +594,8 @@ static int attach_linear_solver_b(arun *s, void *mem) {
   if (ls == CT_DAE_LINSOL_GMRES) {
     if (!(s->LSB = SUNLinSol_SPGMR(s->yB, SUN_PREC_NONE, 0, s->sun)))
       return CT_ERROR(ctx, CT_ERR_NOMEM, "the backward GMRES solver could not be created");
-    ASA_CALL(ctx, IDASetLinearSolverB(mem, s->which, s->LSB, NULL));
-    ASA_CALL(ctx, IDASetJacTimesB(mem, s->which, NULL, jtimes_b_cb));
+    CT_SUN_CALL(ctx, IDASetLinearSolverB(mem, s->which, s->LSB, NULL));
+    CT_SUN_CALL(ctx, IDASetJacTimesB(mem, s->which, NULL, jtimes_b_cb));
     return CT_OK;
   }
   if (ls == CT_DAE_LINSOL_KLU) {
@@ -617,8 +607,8 @@ static int attach_linear_solver_b(arun *s, void *mem) {
              !(s->LSB = SUNLinSol_Dense(s->yB, s->AB, s->sun))) {
     return CT_ERROR(ctx, CT_ERR_NOMEM, "the backward dense solver could not be created");
   }
-  ASA_CALL(ctx, IDASetLinearSolverB(mem, s->which, s->LSB, s->AB));
-  ASA_CALL(ctx, IDASetJacFnB(mem, s->which, jac_b_cb));
+  CT_SUN_CALL(ctx, IDASetLinearSolverB(mem, s->which, s->LSB, s->AB));
+  CT_SUN_CALL(ctx, IDASetJacFnB(mem, s->which, jac_b_cb));
   return CT_OK;
 }
 
@@ -779,22 +769,22 @@ static int backward_setup(arun *s, void *mem, int *jumps) {
   N_VConst(0.0, s->qB);
   memcpy(N_VGetArrayPointer(s->id), s->a->idb, s->a->n * sizeof(double));
   CT_CHECK(ctx, final_jumps(s, jumps));
-  ASA_CALL(ctx, IDACreateB(mem, &s->which));
+  CT_SUN_CALL(ctx, IDACreateB(mem, &s->which));
   IDASetErrHandlerFn(IDAGetAdjIDABmem(mem, s->which), sundials_error_b, s);
-  ASA_CALL(ctx, IDAInitB(mem, s->which, res_b_cb, s->T, s->yB, s->ypB));
+  CT_SUN_CALL(ctx, IDAInitB(mem, s->which, res_b_cb, s->T, s->yB, s->ypB));
   s->bp.mem = IDAGetAdjIDABmem(mem, s->which);
   s->bp.n_steps = ida_n_steps;
-  ASA_CALL(ctx, IDASStolerancesB(mem, s->which, o->rtol_b, o->atol_b));
-  ASA_CALL(ctx, IDASetUserDataB(mem, s->which, s));
-  if (o->max_steps_b) ASA_CALL(ctx, IDASetMaxNumStepsB(mem, s->which, o->max_steps_b));
+  CT_SUN_CALL(ctx, IDASStolerancesB(mem, s->which, o->rtol_b, o->atol_b));
+  CT_SUN_CALL(ctx, IDASetUserDataB(mem, s->which, s));
+  if (o->max_steps_b) CT_SUN_CALL(ctx, IDASetMaxNumStepsB(mem, s->which, o->max_steps_b));
   CT_CHECK(ctx, attach_linear_solver_b(s, mem));
   if (np) {
-    ASA_CALL(ctx, IDAQuadInitB(mem, s->which, quad_b_cb, s->qB));
-    ASA_CALL(ctx, IDAQuadSStolerancesB(mem, s->which,
+    CT_SUN_CALL(ctx, IDAQuadInitB(mem, s->which, quad_b_cb, s->qB));
+    CT_SUN_CALL(ctx, IDAQuadSStolerancesB(mem, s->which,
                                        o->rtol_q_b ? o->rtol_q_b : o->rtol_b, o->atol_q));
-    ASA_CALL(ctx, IDASetQuadErrConB(mem, s->which, o->quad_err_con ? SUNTRUE : SUNFALSE));
+    CT_SUN_CALL(ctx, IDASetQuadErrConB(mem, s->which, o->quad_err_con ? SUNTRUE : SUNFALSE));
   }
-  ASA_CALL(ctx, IDASetIdB(mem, s->which, s->id));
+  CT_SUN_CALL(ctx, IDASetIdB(mem, s->which, s->id));
   return CT_OK;
 }
 
@@ -872,8 +862,8 @@ static int solve_interval(arun *s, void *mem, double tout, int first) {
   void *memb = IDAGetAdjIDABmem(mem, s->which);
   if (memb) collect_stats_b(memb, s->res, first);
   if (flag < 0) return fail_b(s, mem, "IDASolveB", flag);
-  ASA_CALL(ctx, IDAGetB(mem, s->which, &t, s->yB, s->ypB));
-  if (s->a->np) ASA_CALL(ctx, IDAGetQuadB(mem, s->which, &t, s->qB));
+  CT_SUN_CALL(ctx, IDAGetB(mem, s->which, &t, s->yB, s->ypB));
+  if (s->a->np) CT_SUN_CALL(ctx, IDAGetQuadB(mem, s->which, &t, s->qB));
   return CT_OK;
 }
 
@@ -887,9 +877,9 @@ static int backward_intervals(arun *s, void *mem) {
     CT_CHECK(ctx, solve_interval(s, mem, s->o->t_obs[k], k + 1 == m));
     jump_at x = obs_point(s, k);
     CT_CHECK(ctx, add_jump(s, &s->a->h, "h", &x, NULL));
-    ASA_CALL(ctx, IDAReInitB(mem, s->which, x.t, s->yB, s->ypB));
+    CT_SUN_CALL(ctx, IDAReInitB(mem, s->which, x.t, s->yB, s->ypB));
     s->bp.nst = 0; /* IDAReInitB restarts the step count */
-    if (s->a->np) ASA_CALL(ctx, IDAQuadReInitB(mem, s->which, s->qB));
+    if (s->a->np) CT_SUN_CALL(ctx, IDAQuadReInitB(mem, s->which, s->qB));
   }
   return solve_interval(s, mem, s->t0, m == 0);
 }
@@ -923,7 +913,7 @@ static int backward(arun *s, void *mem) {
   if (s->a->g.f) {
     /* at T itself: stepping one step at a time leaves IDAS' last return
        time at the step past T (IDAGetQuad would read there) */
-    ASA_CALL(ctx, IDAGetQuadDky(mem, s->T, 0, s->q));
+    CT_SUN_CALL(ctx, IDAGetQuadDky(mem, s->T, 0, s->q));
     res->integral = N_VGetArrayPointer(s->q)[0];
     IDAGetQuadNumRhsEvals(mem, &res->quad_evals);
   }
@@ -935,7 +925,7 @@ static int backward(arun *s, void *mem) {
     double t1 = s->T - 0.01 * (s->T - s->t0);
     int flag = IDACalcICB(mem, s->which, t1, s->yT, s->ypT);
     if (flag < 0) return fail_b(s, mem, "IDACalcICB", flag);
-    ASA_CALL(ctx, IDAGetConsistentICB(mem, s->which, s->yB, s->ypB));
+    CT_SUN_CALL(ctx, IDAGetConsistentICB(mem, s->which, s->yB, s->ypB));
   }
   CT_CHECK(ctx, backward_intervals(s, mem));
   if (s->bp.progress) /* the end of the backward phase; too late to stop */
