@@ -32,6 +32,7 @@
 
 #include "cotangent/ad.h"
 #include "peer.h"
+#include "report.h"
 #include "problems.h"
 
 #define REL_TOL 1e-10
@@ -131,22 +132,6 @@ static int read_rows(FILE *from, rowset *s) {
 
 typedef void (*body_fn)(void *arg, size_t reps);
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* Calls per sample so that one sample takes about `sample_s` (1 in smoke
  * mode). */
 static size_t calibrate(const options *o, body_fn body, void *arg) {
@@ -155,9 +140,9 @@ static size_t calibrate(const options *o, body_fn body, void *arg) {
   size_t reps = 1;
   double t;
   for (;;) { /* calibrate on at least 1/10 of a sample */
-    double t0 = now_s();
+    double t0 = bench_now();
     body(arg, reps);
-    t = now_s() - t0;
+    t = bench_now() - t0;
     if (t >= o->sample_s / 10 || reps > ((size_t)1 << 40)) break;
     reps *= t > 0 ? (size_t)fmin(100.0, fmax(2.0, o->sample_s / 10 / t * 1.2)) : 100;
   }
@@ -165,9 +150,9 @@ static size_t calibrate(const options *o, body_fn body, void *arg) {
 }
 
 static double sample(body_fn body, void *arg, size_t reps) {
-  double t0 = now_s();
+  double t0 = bench_now();
   body(arg, reps);
-  return (now_s() - t0) / (double)reps;
+  return (bench_now() - t0) / (double)reps;
 }
 
 /* A reference to time against: the hand-written f, calibrated once. */
@@ -192,8 +177,8 @@ static double time_paired(const options *o, const reference *ref, body_fn body, 
     times[s] = sample(body, arg, reps);
     ratios[s] = times[s] / tr;
   }
-  *ratio = median(ratios, ns);
-  return median(times, ns);
+  *ratio = bench_median(ratios, (size_t)ns);
+  return bench_median(times, (size_t)ns);
 }
 
 /* Emits <name>.time (ns per call) and <name>.ratio (to the hand f). */
@@ -617,7 +602,7 @@ static int run_case(const options *o, const char *name, FILE *to) {
   for (int b = 0; b < NB; b++)
     for (int v = 0; v < NV; v++) {
       if (v == V_JAC && jac_status != ST_OK) continue;
-      double t0 = now_s();
+      double t0 = bench_now();
       int r = build_fun(&cs, v, &cs.fun[b][v]);
       if (r != CT_OK) {
         fprintf(stderr, "bench_ad: %s: building %s failed: %s\n", name, vname[v],
@@ -631,7 +616,7 @@ static int run_case(const options *o, const char *name, FILE *to) {
         goto done;
       }
       if (b == B_INTERP) {
-        emitf(&k, now_s() - t0, "s", "build.%s", vname[v]);
+        emitf(&k, bench_now() - t0, "s", "build.%s", vname[v]);
         emitf(&k, (double)ct_fun_n_nodes(cs.fun[b][v]), "count", "nodes.%s", vname[v]);
       }
     }
@@ -677,9 +662,9 @@ static int run_case(const options *o, const char *name, FILE *to) {
       if (f) emitf(&k, ST_MISSING, "code", "jit.%s.status", vname[v]);
       continue;
     }
-    double t0 = now_s();
+    double t0 = bench_now();
     int r = ct_fun_jit(cs.ctx, f, NULL);
-    double t = now_s() - t0;
+    double t = bench_now() - t0;
     if (r != CT_OK) {
       fprintf(stderr, "bench_ad: %s: ct_fun_jit(%s) failed: %s\n", name, vname[v],
               ct_errmsg(cs.ctx));

@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "cases.h"
+#include "report.h"
 #include "cotangent/adjoint.h"
 #include "cotangent/sensitivity.h"
 
@@ -63,33 +64,6 @@ typedef struct report {
 } report;
 
 /* ---- Small helpers ------------------------------------------------------------ */
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-/* Median of v[0..n) (sorts v). */
-static double median(double *v, size_t n) {
-  qsort(v, n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-/* max |a - b| / max(max |b|, tiny). */
-static double rel_diff(const double *a, const double *b, size_t n) {
-  double d = 0, s = 0;
-  for (size_t i = 0; i < n; i++) {
-    d = fmax(d, fabs(a[i] - b[i]));
-    s = fmax(s, fabs(b[i]));
-  }
-  return d / fmax(s, 1e-300);
-}
 
 static void add_row(report *r, const char *name, const char *metric, double value,
                     const char *unit) {
@@ -134,9 +108,9 @@ static int simulate(ct_context *ctx, const ct_ode *ode, const ode_case *c, const
   ct_ode_options o = sim_options(c);
   o.linsol = ls;
   ct_ode_result *res = NULL;
-  double t0 = now_s();
+  double t0 = bench_now();
   int rc = ct_ode_solve(ctx, ode, p, c->y0, tout, 2, &o, &res);
-  *secs = now_s() - t0;
+  *secs = bench_now() - t0;
   if (rc == CT_OK) {
     memcpy(yT, res->y + c->n, c->n * sizeof *yT);
     if (st) *st = res->stats;
@@ -167,9 +141,9 @@ static int build_models(ct_context *ctx, ode_case *c, ct_ode *m[N_MODELS], doubl
   if (rc == CT_OK) rc = ct_ode_new(ctx, rhs, NULL, NULL, &m[M_AD]);
   if (rc == CT_OK) rc = ct_ode_new(ctx, rhs, NULL, NULL, &m[M_AD_INTERP]);
   ct_fun_free(rhs);
-  double t0 = now_s();
+  double t0 = bench_now();
   if (rc == CT_OK) rc = ct_ode_jit(ctx, m[M_AD], NULL);
-  *jit_s = now_s() - t0;
+  *jit_s = bench_now() - t0;
   if (rc == CT_OK) rc = ode_case_hand_model(ctx, c, 0, &m[M_HAND]);
   if (rc == CT_OK) rc = ode_case_hand_model(ctx, c, 1, &m[M_DQ]);
   return rc;
@@ -197,7 +171,7 @@ static int bench_simulation(ct_context *ctx, ode_case *c, const options *o, repo
     char metric[40];
     for (int i = 0; i < N_MODELS; i++) {
       snprintf(metric, sizeof metric, "sim_time_%s", model_names[i]);
-      add_row(r, c->name, metric, median(times[i], (size_t)reps), "s");
+      add_row(r, c->name, metric, bench_median(times[i], (size_t)reps), "s");
       snprintf(metric, sizeof metric, "steps_%s", model_names[i]);
       add_row(r, c->name, metric, (double)st[i].steps, "");
       snprintf(metric, sizeof metric, "jac_evals_%s", model_names[i]);
@@ -211,8 +185,8 @@ static int bench_simulation(ct_context *ctx, ode_case *c, const options *o, repo
             "x");
     add_row(r, c->name, "ratio_dq_over_ad",
             get_row(r, c->name, "sim_time_dq") / get_row(r, c->name, "sim_time_ad"), "x");
-    double d_hand = rel_diff(yT + M_HAND * c->n, yT, c->n);
-    double d_dq = rel_diff(yT + M_DQ * c->n, yT, c->n);
+    double d_hand = bench_rel_diff(yT + M_HAND * c->n, yT, c->n);
+    double d_dq = bench_rel_diff(yT + M_DQ * c->n, yT, c->n);
     int same_bits = !memcmp(yT + M_AD_INTERP * c->n, yT, c->n * sizeof *yT);
     add_row(r, c->name, "yT_diff_hand_vs_ad", d_hand, "rel");
     add_row(r, c->name, "yT_diff_dq_vs_ad", d_dq, "rel");
@@ -221,7 +195,7 @@ static int bench_simulation(ct_context *ctx, ode_case *c, const options *o, repo
     check(r, d_hand <= SIM_AGREE, c->name, "y(T) hand vs AD", d_hand, SIM_AGREE);
     check(r, d_dq <= SIM_AGREE, c->name, "y(T) DQ vs AD", d_dq, SIM_AGREE);
     check(r, same_bits, c->name, "y(T) AD interpreter vs compiled, bits differ",
-          rel_diff(yT + M_AD_INTERP * c->n, yT, c->n), 0);
+          bench_rel_diff(yT + M_AD_INTERP * c->n, yT, c->n), 0);
   }
   for (int i = 0; i < N_MODELS; i++) ct_ode_free(m[i]);
   free(yT);
@@ -264,14 +238,14 @@ static int time_adjoint(grad_run *g) {
   int n = 0;
   do {
     ct_asa_result *res = NULL;
-    double t0 = now_s();
+    double t0 = bench_now();
     rc = ct_asa_solve(g->ctx, asa, g->c->p, g->c->y0, 0.0, g->c->T, &ao, &res);
-    times[n++] = now_s() - t0;
+    times[n++] = bench_now() - t0;
     if (rc == CT_OK) memcpy(g->g_adj, res->dJdp, g->np * sizeof *g->g_adj);
     else fprintf(stderr, "bench_ode: %s adjoint: %s\n", g->c->name, res ? res->message : ct_errmsg(g->ctx));
     ct_asa_result_free(g->ctx, res);
   } while (rc == CT_OK && n <= more_reps(g->o, times[0]) && n < 32);
-  if (rc == CT_OK) g->adj_s = median(times, (size_t)n);
+  if (rc == CT_OK) g->adj_s = bench_median(times, (size_t)n);
   ct_asa_free(asa);
   ct_fun_free(phi);
   return rc;
@@ -298,16 +272,16 @@ static int time_fsa(grad_run *g) {
   int n = 0;
   while (rc == CT_OK) {
     ct_fsa_result *res = NULL;
-    double t0 = now_s();
+    double t0 = bench_now();
     rc = ct_fsa_solve(g->ctx, fsa, g->c->p, g->c->y0, tout, 2, &fo, &res);
-    times[n++] = now_s() - t0;
+    times[n++] = bench_now() - t0;
     if (rc == CT_OK) fsa_gradient(g, res);
     else fprintf(stderr, "bench_ode: %s forward sensitivities: %s\n", g->c->name,
                  res ? res->ode.message : ct_errmsg(g->ctx));
     ct_fsa_result_free(g->ctx, res);
     if (n > more_reps(g->o, times[0]) || n == 32) break;
   }
-  if (rc == CT_OK) g->fsa_s = median(times, (size_t)n), g->fsa_done = 1;
+  if (rc == CT_OK) g->fsa_s = bench_median(times, (size_t)n), g->fsa_done = 1;
   ct_fsa_free(fsa);
   return rc;
 }
@@ -345,7 +319,7 @@ static int time_simulation(grad_run *g) {
     rc = simulate(g->ctx, g->ode, g->c, g->c->p, ode_case_linsol(g->c), yT, NULL, &times[n++]);
     if (n > more_reps(g->o, times[0]) || n == 32) break;
   }
-  if (rc == CT_OK) g->sim_s = median(times, (size_t)n);
+  if (rc == CT_OK) g->sim_s = bench_median(times, (size_t)n);
   free(yT);
   return rc;
 }
@@ -371,7 +345,7 @@ static void report_gradients(const grad_run *g, report *r) {
     add_row(r, name, "fsa_skipped", 1, "");
     return;
   }
-  double fsa_err = rel_diff(g->g_adj, g->g_fsa, g->np);
+  double fsa_err = bench_rel_diff(g->g_adj, g->g_fsa, g->np);
   add_row(r, name, "fsa_time", g->fsa_s, "s");
   add_row(r, name, "fsa_over_sim", g->fsa_s / g->sim_s, "x");
   add_row(r, name, "grad_err_adjoint_vs_fsa", fsa_err, "rel");
@@ -652,11 +626,11 @@ static int parse_args(int argc, char **argv, options *o) {
 /* Runs every part on one case. */
 static void run_case(ct_context *ctx, ode_case *c, const options *o, report *r) {
   fprintf(stderr, "bench_ode: %s: %s\n", c->name, c->title);
-  double t0 = now_s();
+  double t0 = bench_now();
   if (bench_simulation(ctx, c, o, r) != CT_OK) r->failures++;
   for (size_t k = 0; k < c->n_grad_np; k++)
     if (bench_gradients(ctx, c, c->grad_np[k], o, r) != CT_OK) r->failures++;
-  fprintf(stderr, "bench_ode: %s done in %.1f s\n", c->name, now_s() - t0);
+  fprintf(stderr, "bench_ode: %s done in %.1f s\n", c->name, bench_now() - t0);
 }
 
 int main(int argc, char **argv) {

@@ -1,10 +1,11 @@
-/* bench/implicit's measurement plumbing: rows {case, metric, value, unit},
- * timers, medians, peak memory, and running one case in a child process
- * that sends its rows back through a pipe (each case gets its own peak
- * RSS, and a crash in one case does not hide the others) — the same
- * scheme as bench/ad. */
-#ifndef COTANGENT_BENCH_IMPLICIT_REPORT_H
-#define COTANGENT_BENCH_IMPLICIT_REPORT_H
+/* Measurement plumbing shared by the benchmarks: timers, medians and
+ * relative differences (every benchmark), and for bench/implicit rows
+ * {case, metric, value, unit}, peak memory, and running one case in a child
+ * process that sends its rows back through a pipe (each case gets its own
+ * peak RSS, and a crash in one case does not hide the others) — the scheme
+ * bench/ad uses for its own rows. */
+#ifndef COTANGENT_BENCH_COMMON_REPORT_H
+#define COTANGENT_BENCH_COMMON_REPORT_H
 
 #include <stddef.h>
 #include <stdio.h>
@@ -53,4 +54,4 @@ double bench_rel_diff(const double *a, const double *b, size_t n);
 double bench_peak_rss_kib(void);
 double bench_rss_kib(void);
 
-#endif /* COTANGENT_BENCH_IMPLICIT_REPORT_H */
+#endif /* COTANGENT_BENCH_COMMON_REPORT_H */

@@ -1,4 +1,4 @@
-/* bench/implicit's rows, timers and child processes (report.h). */
+/* The benchmarks' shared timers, medians, rows and child processes (report.h). */
 #include "report.h"
 
 #include <errno.h>
