@@ -415,14 +415,10 @@ static int ode_options(runner *r, ct_ode_options *o) {
 static int dae_options(runner *r, ct_dae_options *o) {
   const ct_cfg_solver *s = &r->pl->cfg->solver;
   *o = ct_dae_default_options();
-  static const char *const names[] = {"auto", "dense", "klu", "gmres"};
   const char *ls = s->linear_solver ? s->linear_solver : "auto";
-  size_t k = 0;
-  while (k < 4 && strcmp(ls, names[k]) != 0) k++;
-  if (k == 4)
+  if (ct_dae_linsol_from_name(r->ctx, ls, &o->linsol) < 0)
     return ct_cfg_error(r->ctx, s->loc, "linear solver '%s' is not available for DAE models "
                         "(auto, dense, klu, gmres)", ls);
-  o->linsol = (ct_dae_linsol)k;
   o->rtol = s->rtol;
   o->atol = s->atol;
   o->atol_v = r->pl->atol_v;

@@ -536,8 +536,7 @@ int ct_cfg_model_summary(ct_context *ctx, const ct_cfg_built *b, double t0,
     ct_dae_options o = ct_dae_default_options();
     o.calc_ic = 0;
     rc = ct_dae_solve(ctx, b->dae, p, NULL, NULL, &t0, 1, &o, &r);
-    static const char *const names[] = {"auto", "dense", "klu", "gmres"};
-    if (r && (unsigned)r->linsol <= CT_DAE_LINSOL_GMRES) info->linear_solver = names[r->linsol];
+    if (r) info->linear_solver = ct_dae_linsol_name(r->linsol);
     ct_dae_result_free(ctx, r);
   }
   ct_free(ctx, p);

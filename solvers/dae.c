@@ -22,6 +22,24 @@
 #include "ode_internal.h" /* step-by-step driving and dense output (ode.c) */
 
 
+static const char *const dae_linsol_names[] = {"auto", "dense", "klu", "gmres"};
+
+const char *ct_dae_linsol_name(ct_dae_linsol ls) {
+  return (unsigned)ls < sizeof dae_linsol_names / sizeof *dae_linsol_names
+             ? dae_linsol_names[ls] : "unknown";
+}
+
+int ct_dae_linsol_from_name(ct_context *ctx, const char *name, ct_dae_linsol *ls) {
+  for (size_t i = 0; name && i < sizeof dae_linsol_names / sizeof *dae_linsol_names; i++)
+    if (strcmp(name, dae_linsol_names[i]) == 0) {
+      *ls = (ct_dae_linsol)i;
+      return CT_OK;
+    }
+  return CT_ERROR(ctx, CT_ERR_ARG,
+                  "unknown linear solver '%s' for DAE models (expected auto, dense, klu or "
+                  "gmres)", name ? name : "(null)");
+}
+
 /* A model function with the positions of its inputs (-1: absent). */
 typedef struct bound {
   ct_fun *f;

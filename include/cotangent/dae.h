@@ -59,6 +59,11 @@ typedef enum ct_dae_linsol {
   CT_DAE_LINSOL_GMRES     /* matrix-free, AD JVPs, no preconditioner */
 } ct_dae_linsol;
 
+/* Name of a linear solver ("auto", "dense", "klu", "gmres"), and the
+ * reverse (CT_ERR_ARG for an unknown name), as ct_ode_linsol_name. */
+const char *ct_dae_linsol_name(ct_dae_linsol ls);
+int ct_dae_linsol_from_name(ct_context *ctx, const char *name, ct_dae_linsol *ls);
+
 typedef struct ct_dae_options {
   ct_dae_linsol linsol;
   double rtol;            /* relative tolerance (> 0) */

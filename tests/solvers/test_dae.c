@@ -428,6 +428,14 @@ static void test_bad_arguments(void **state) {
   ct_context *ctx = ct_context_new(NULL);
   ct_dae *dae = NULL;
   assert_int_equal(ct_dae_new(ctx, NULL, NULL, NULL, &dae), CT_ERR_ARG);
+  /* Linear solver names both ways; band is an ODE-only solver. */
+  ct_dae_linsol ls = CT_DAE_LINSOL_AUTO;
+  assert_int_equal(ct_dae_linsol_from_name(ctx, "klu", &ls), CT_OK);
+  assert_int_equal(ls, CT_DAE_LINSOL_KLU);
+  assert_string_equal(ct_dae_linsol_name(CT_DAE_LINSOL_GMRES), "gmres");
+  assert_int_equal(ct_dae_linsol_from_name(ctx, "band", &ls), CT_ERR_ARG);
+  assert_non_null(strstr(ct_errmsg(ctx), "unknown linear solver 'band' for DAE models"));
+  assert_string_equal(ct_dae_linsol_name((ct_dae_linsol)9), "unknown");
   /* No yp input. */
   ct_graph *g = ct_graph_new(ctx);
   ct_var y[2];
