@@ -59,55 +59,17 @@ static void usage(FILE *to) {
   fprintf(to, "\n");
 }
 
-/* ---- Rows ------------------------------------------------------------------------ */
+/* ---- Rows (bench/common/report.h) ------------------------------------------------ */
 
-typedef struct row {
-  char cs[32], metric[64], unit[16];
-  double value;
-} row;
-
-typedef struct rowset {
-  row *r;
-  size_t n, cap;
-} rowset;
-
-static int rows_add(rowset *s, const char *cs, const char *metric, double value,
-                    const char *unit) {
-  if (s->n == s->cap) {
-    size_t cap = s->cap ? 2 * s->cap : 256;
-    row *r = realloc(s->r, cap * sizeof *r);
-    if (!r) return -1;
-    s->r = r, s->cap = cap;
-  }
-  row *r = &s->r[s->n++];
-  snprintf(r->cs, sizeof r->cs, "%s", cs);
-  snprintf(r->metric, sizeof r->metric, "%s", metric);
-  snprintf(r->unit, sizeof r->unit, "%s", unit);
-  r->value = value;
-  return 0;
+/* A row from a child; non-finite values (a measurement that did not
+ * happen) are left out. */
+static void emit(bench_sink *k, const char *metric, double value, const char *unit) {
+  if (isfinite(value)) bench_emit(k, metric, value, unit);
 }
 
-/* The value of a metric of a case, or NAN. */
-static double rows_get(const rowset *s, const char *cs, const char *metric) {
-  for (size_t i = 0; i < s->n; i++)
-    if (strcmp(s->r[i].cs, cs) == 0 && strcmp(s->r[i].metric, metric) == 0)
-      return s->r[i].value;
-  return NAN;
-}
-
-/* What a child sends: one "case\tmetric\tvalue\tunit" line per row. */
-typedef struct sink {
-  FILE *to;
-  const char *cs;
-} sink;
-
-static void emit(sink *k, const char *metric, double value, const char *unit) {
-  if (isfinite(value)) fprintf(k->to, "%s\t%s\t%.17g\t%s\n", k->cs, metric, value, unit);
-}
-
-static void emitf(sink *k, double value, const char *unit, const char *fmt, ...)
+static void emitf(bench_sink *k, double value, const char *unit, const char *fmt, ...)
     CT_PRINTF_LIKE(4, 5);
-static void emitf(sink *k, double value, const char *unit, const char *fmt, ...) {
+static void emitf(bench_sink *k, double value, const char *unit, const char *fmt, ...) {
   char metric[64];
   va_list ap;
   va_start(ap, fmt);
@@ -116,17 +78,6 @@ static void emitf(sink *k, double value, const char *unit, const char *fmt, ...)
   emit(k, metric, value, unit);
 }
 
-static int read_rows(FILE *from, rowset *s) {
-  char line[256];
-  while (fgets(line, sizeof line, from)) {
-    char *f[4], *save = NULL;
-    int nf = 0;
-    for (char *t = strtok_r(line, "\t\n", &save); t && nf < 4; t = strtok_r(NULL, "\t\n", &save))
-      f[nf++] = t;
-    if (nf == 4 && rows_add(s, f[0], f[1], strtod(f[2], NULL), f[3]) != 0) return -1;
-  }
-  return 0;
-}
 
 /* ---- Timing ------------------------------------------------------------------------ */
 
@@ -182,7 +133,7 @@ static double time_paired(const options *o, const reference *ref, body_fn body, 
 }
 
 /* Emits <name>.time (ns per call) and <name>.ratio (to the hand f). */
-static void measure(sink *k, const options *o, const reference *ref, const char *name,
+static void measure(bench_sink *k, const options *o, const reference *ref, const char *name,
                     body_fn body, void *arg) {
   double ratio, t = time_paired(o, ref, body, arg, &ratio);
   emitf(k, 1e9 * t, "ns", "%s.time", name);
@@ -208,7 +159,7 @@ static double rel_error(const double *got, const double *want, size_t n) {
 }
 
 typedef struct checker {
-  sink *k;
+  bench_sink *k;
   int failed;
   int perturb;
 } checker;
@@ -480,7 +431,7 @@ typedef struct case_state {
   const options *o;
   const bench_problem *pb;
   ct_context *ctx;
-  sink *k;
+  bench_sink *k;
   checker chk;
   ct_fun *fun[NB][NV];
   ct_sparsity *pattern;
@@ -549,15 +500,15 @@ static void progress(const case_state *cs, const char *what) {
   if (!cs->o->smoke) fprintf(stderr, "bench_ad: %s: %s\n", cs->pb->name, what);
 }
 
-static int run_case(const options *o, const char *name, FILE *to) {
+static int run_case(const char *name, void *ud, bench_sink *k) {
+  const options *o = ud;
   bench_problem pb;
   if (bench_problem_init(&pb, name, o->smoke) != 0) {
     fprintf(stderr, "bench_ad: cannot set up case '%s'\n", name);
     return 1;
   }
-  sink k = {to, name};
-  case_state cs = {.o = o, .pb = &pb, .k = &k};
-  cs.chk = (checker){&k, 0, o->perturb};
+  case_state cs = {.o = o, .pb = &pb, .k = k};
+  cs.chk = (checker){k, 0, o->perturb};
   log_state logs = {{0}};
   char cache_dir[] = "/tmp/cotangent-bench-jit-XXXXXX";
   int have_cache_dir = 0, rc = 0;
@@ -616,11 +567,11 @@ static int run_case(const options *o, const char *name, FILE *to) {
         goto done;
       }
       if (b == B_INTERP) {
-        emitf(&k, bench_now() - t0, "s", "build.%s", vname[v]);
-        emitf(&k, (double)ct_fun_n_nodes(cs.fun[b][v]), "count", "nodes.%s", vname[v]);
+        emitf(k, bench_now() - t0, "s", "build.%s", vname[v]);
+        emitf(k, (double)ct_fun_n_nodes(cs.fun[b][v]), "count", "nodes.%s", vname[v]);
       }
     }
-  emit(&k, "sparse_jac.status", jac_status, "code");
+  emit(k, "sparse_jac.status", jac_status, "code");
 
   /* The coloring: the library's own count from its info line, else the
    * same ColPack colorings recomputed here. */
@@ -643,12 +594,12 @@ static int run_case(const options *o, const char *name, FILE *to) {
       row = bench_colpack_colors(p, 1);
     }
     int by_rows = from_log ? strstr(logs.sparse_line, "using row") != NULL : row < col;
-    emit(&k, "jac.nnz", (double)p->nnz, "count");
-    emit(&k, "colors", by_rows ? row : col, "count");
-    emit(&k, "colors.column", col, "count");
-    emit(&k, "colors.row", row, "count");
-    emit(&k, "colors.by_rows", by_rows, "bool");
-    emit(&k, "colors.from_library_log", from_log, "bool");
+    emit(k, "jac.nnz", (double)p->nnz, "count");
+    emit(k, "colors", by_rows ? row : col, "count");
+    emit(k, "colors.column", col, "count");
+    emit(k, "colors.row", row, "count");
+    emit(k, "colors.by_rows", by_rows, "bool");
+    emit(k, "colors.from_library_log", from_log, "bool");
   }
 
   /* JIT each function of the second set; one that stays on the
@@ -659,7 +610,7 @@ static int run_case(const options *o, const char *name, FILE *to) {
     ct_fun *f = cs.fun[B_JIT][v];
     jit_status[v] = ST_MISSING;
     if (!f) {
-      if (f) emitf(&k, ST_MISSING, "code", "jit.%s.status", vname[v]);
+      if (f) emitf(k, ST_MISSING, "code", "jit.%s.status", vname[v]);
       continue;
     }
     double t0 = bench_now();
@@ -676,9 +627,9 @@ static int run_case(const options *o, const char *name, FILE *to) {
       jit_status[v] = ST_STAYED;
     } else {
       jit_status[v] = ST_OK;
-      emitf(&k, t, "s", "jit.%s.compile", vname[v]);
+      emitf(k, t, "s", "jit.%s.compile", vname[v]);
     }
-    emitf(&k, jit_status[v], "code", "jit.%s.status", vname[v]);
+    emitf(k, jit_status[v], "code", "jit.%s.status", vname[v]);
   }
 
   /* Bind and check every function. */
@@ -712,12 +663,12 @@ static int run_case(const options *o, const char *name, FILE *to) {
     fprintf(stderr, "bench_ad: %s: ADOL-C: %s\n", name, err);
     cs.chk.failed = 1;
   }
-  emit(&k, "adolc.status", adolc_status, "code");
+  emit(k, "adolc.status", adolc_status, "code");
   adolc_arg aa = {adolc, &pb, scratch_y, scratch_d};
   if (adolc) {
-    emit(&k, "adolc.tape_ops", (double)bench_adolc_tape_ops(adolc), "count");
-    emit(&k, "adolc.colors", bench_adolc_colors(adolc), "count");
-    emit(&k, "adolc.jac.nnz", (double)bench_adolc_nnz(adolc), "count");
+    emit(k, "adolc.tape_ops", (double)bench_adolc_tape_ops(adolc), "count");
+    emit(k, "adolc.colors", bench_adolc_colors(adolc), "count");
+    emit(k, "adolc.jac.nnz", (double)bench_adolc_nnz(adolc), "count");
     bench_adolc_f(adolc, pb.x, scratch_y);
     check(&cs.chk, "adolc.f", scratch_y, cs.hand_y, n);
     bench_adolc_vjp(adolc, pb.x, pb.w, scratch_d);
@@ -741,21 +692,21 @@ static int run_case(const options *o, const char *name, FILE *to) {
   progress(&cs, "timing");
   hand_arg ha = {&pb, scratch_y, scratch_d};
   reference ref = {body_hand_f, &ha, calibrate(o, body_hand_f, &ha)};
-  measure(&k, o, &ref, "hand.f", body_hand_f, &ha);
-  measure(&k, o, &ref, "hand.jvp", body_hand_jvp, &ha);
-  measure(&k, o, &ref, "hand.vjp", body_hand_vjp, &ha);
-  measure(&k, o, &ref, "hand.hvp", body_hand_hvp, &ha);
+  measure(k, o, &ref, "hand.f", body_hand_f, &ha);
+  measure(k, o, &ref, "hand.jvp", body_hand_jvp, &ha);
+  measure(k, o, &ref, "hand.vjp", body_hand_vjp, &ha);
+  measure(k, o, &ref, "hand.hvp", body_hand_hvp, &ha);
   for (int v = 0; v < NV; v++)
     for (int b = 0; b < NB; b++)
       if (bd[b][v].fun) {
         char what[64];
         snprintf(what, sizeof what, "%s.%s", bname[b], vname[v]);
-        measure(&k, o, &ref, what, body_eval, &bd[b][v]);
+        measure(k, o, &ref, what, body_eval, &bd[b][v]);
       }
   if (adolc) {
-    measure(&k, o, &ref, "adolc.f", body_adolc_f, &aa);
-    measure(&k, o, &ref, "adolc.vjp", body_adolc_vjp, &aa);
-    measure(&k, o, &ref, "adolc.sparse_jac", body_adolc_jac, &aa);
+    measure(k, o, &ref, "adolc.f", body_adolc_f, &aa);
+    measure(k, o, &ref, "adolc.vjp", body_adolc_vjp, &aa);
+    measure(k, o, &ref, "adolc.sparse_jac", body_adolc_jac, &aa);
   }
 
 done:
@@ -784,49 +735,11 @@ done:
   bench_problem_free(&pb);
 
   struct rusage ru;
-  if (getrusage(RUSAGE_SELF, &ru) == 0) emit(&k, "peak_rss", (double)ru.ru_maxrss, "KiB");
+  if (getrusage(RUSAGE_SELF, &ru) == 0) emit(k, "peak_rss", (double)ru.ru_maxrss, "KiB");
   if (getrusage(RUSAGE_CHILDREN, &ru) == 0 && ru.ru_maxrss > 0)
-    emit(&k, "compiler.peak_rss", (double)ru.ru_maxrss, "KiB");
-  emit(&k, "checks.failed", cs.chk.failed, "bool");
+    emit(k, "compiler.peak_rss", (double)ru.ru_maxrss, "KiB");
+  emit(k, "checks.failed", cs.chk.failed, "bool");
   return rc || cs.chk.failed;
-}
-
-/* Runs a case in a child process (or in this one with --no-fork) and
- * collects its rows. Returns 0 when the case ran and its checks passed. */
-static int run_case_collect(const options *o, const char *name, rowset *rows) {
-  fflush(stdout);
-  fflush(stderr);
-  if (!o->fork) {
-    FILE *tmp = tmpfile();
-    if (!tmp) return 1;
-    int rc = run_case(o, name, tmp);
-    rewind(tmp);
-    if (read_rows(tmp, rows) != 0) rc = 1;
-    fclose(tmp);
-    return rc;
-  }
-  int fds[2];
-  if (pipe(fds) != 0) return 1;
-  pid_t pid = fork();
-  if (pid < 0) return 1;
-  if (pid == 0) {
-    close(fds[0]);
-    FILE *to = fdopen(fds[1], "w");
-    int rc = to ? run_case(o, name, to) : 1;
-    if (to) fclose(to);
-    exit(rc);
-  }
-  close(fds[1]);
-  FILE *from = fdopen(fds[0], "r");
-  int rc = from ? read_rows(from, rows) : 1;
-  if (from) fclose(from);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) continue;
-  if (WIFSIGNALED(status)) {
-    fprintf(stderr, "bench_ad: case %s was killed by signal %d\n", name, WTERMSIG(status));
-    return 1;
-  }
-  return rc || !WIFEXITED(status) || WEXITSTATUS(status) != 0;
 }
 
 /* ---- Report --------------------------------------------------------------------------- */
@@ -884,7 +797,7 @@ typedef struct target {
 /* Derived metrics: interpreter over JIT, ours over ADOL-C (from the median
  * times); and the targets, from the paired ratios to the hand-written f.
  * Added to the rows. */
-static void derive(rowset *rows, const char *cs, target t[NT]) {
+static void derive(bench_rows *rows, const char *cs, target t[NT]) {
   char m[64];
   memset(t, 0, NT * sizeof *t);
   t[T_INTERP].value = -1;
@@ -892,12 +805,12 @@ static void derive(rowset *rows, const char *cs, target t[NT]) {
     double ti = NAN, tj = NAN;
     for (int b = 0; b < NB; b++) {
       snprintf(m, sizeof m, "%s.%s.time", bname[b], vname[v]);
-      double tv = rows_get(rows, cs, m);
+      double tv = bench_rows_get(rows, cs, m);
       if (b == B_INTERP) ti = tv; else tj = tv;
     }
     snprintf(m, sizeof m, "interp_over_jit.%s", vname[v]);
     if (isfinite(ti) && isfinite(tj)) {
-      rows_add(rows, cs, m, ti / tj, "x");
+      bench_rows_add(rows, cs, m, ti / tj, "x");
       if (ti / tj > t[T_INTERP].value) {
         t[T_INTERP].value = ti / tj;
         t[T_INTERP].known = 1;
@@ -908,33 +821,33 @@ static void derive(rowset *rows, const char *cs, target t[NT]) {
   for (int v = 0; v < NV; v++) {
     if (v != V_F && v != V_VJP && v != V_JAC) continue;
     const char *am = v == V_F ? "adolc.f.time" : v == V_VJP ? "adolc.vjp.time" : "adolc.sparse_jac.time";
-    double ta = rows_get(rows, cs, am);
+    double ta = bench_rows_get(rows, cs, am);
     if (!isfinite(ta)) continue;
     for (int b = 0; b < NB; b++) {
       snprintf(m, sizeof m, "%s.%s.time", bname[b], vname[v]);
-      double tv = rows_get(rows, cs, m);
+      double tv = bench_rows_get(rows, cs, m);
       snprintf(m, sizeof m, "%s.%s.over_adolc", bname[b], vname[v]);
-      if (isfinite(tv)) rows_add(rows, cs, m, tv / ta, "x ADOL-C");
+      if (isfinite(tv)) bench_rows_add(rows, cs, m, tv / ta, "x ADOL-C");
     }
   }
-  double colors = rows_get(rows, cs, "colors");
-  t[T_JVP].value = rows_get(rows, cs, "jit.jvp.ratio"), t[T_JVP].limit = 1.5;
-  t[T_VJP].value = rows_get(rows, cs, "jit.vjp.ratio"), t[T_VJP].limit = 2.5;
-  t[T_JAC].value = rows_get(rows, cs, "jit.sparse_jac.ratio"), t[T_JAC].limit = colors + 1;
+  double colors = bench_rows_get(rows, cs, "colors");
+  t[T_JVP].value = bench_rows_get(rows, cs, "jit.jvp.ratio"), t[T_JVP].limit = 1.5;
+  t[T_VJP].value = bench_rows_get(rows, cs, "jit.vjp.ratio"), t[T_VJP].limit = 2.5;
+  t[T_JAC].value = bench_rows_get(rows, cs, "jit.sparse_jac.ratio"), t[T_JAC].limit = colors + 1;
   t[T_INTERP].limit = 5;
   /* ADOL-C time over ours: at least 5. */
-  t[T_ADOLC].value = rows_get(rows, cs, "adolc.vjp.time") / rows_get(rows, cs, "jit.vjp.time");
+  t[T_ADOLC].value = bench_rows_get(rows, cs, "adolc.vjp.time") / bench_rows_get(rows, cs, "jit.vjp.time");
   t[T_ADOLC].limit = 5;
   for (int i = 0; i < NT; i++) {
     if (i != T_INTERP) t[i].known = isfinite(t[i].value) && isfinite(t[i].limit);
     if (!t[i].known) continue;
     t[i].pass = i == T_ADOLC ? t[i].value >= t[i].limit : t[i].value <= t[i].limit;
     snprintf(m, sizeof m, "target.%s", tname[i]);
-    rows_add(rows, cs, m, t[i].value, i == T_ADOLC ? "x (ADOL-C/ours)" : i == T_INTERP ? "x" : "x hand f");
+    bench_rows_add(rows, cs, m, t[i].value, i == T_ADOLC ? "x (ADOL-C/ours)" : i == T_INTERP ? "x" : "x hand f");
     snprintf(m, sizeof m, "target.%s.limit", tname[i]);
-    rows_add(rows, cs, m, t[i].limit, i == T_ADOLC ? "min" : "max");
+    bench_rows_add(rows, cs, m, t[i].limit, i == T_ADOLC ? "min" : "max");
     snprintf(m, sizeof m, "target.%s.pass", tname[i]);
-    rows_add(rows, cs, m, t[i].pass, "bool");
+    bench_rows_add(rows, cs, m, t[i].pass, "bool");
   }
 }
 
@@ -954,7 +867,7 @@ static void target_cell(char *buf, size_t size, const target *t, int md) {
 }
 
 /* Prints one case's table (text, or Markdown when md). */
-static void print_case(FILE *to, const options *o, const rowset *rows, const char *cs,
+static void print_case(FILE *to, const options *o, const bench_rows *rows, const char *cs,
                        const target t[NT], int md) {
   bench_problem pb;
   char title[96];
@@ -964,35 +877,35 @@ static void print_case(FILE *to, const options *o, const rowset *rows, const cha
     bench_problem_free(&pb);
   }
   char a[32], b[32], c[32], e[32], f[32], g[32], h[32];
-  double hf = rows_get(rows, cs, "hand.f.time");
+  double hf = bench_rows_get(rows, cs, "hand.f.time");
   int jit = ST_OK; /* the worst per-op JIT status */
   for (int v = 0; v < NV; v++) {
     char m[64];
     snprintf(m, sizeof m, "jit.%s.status", vname[v]);
-    double st = rows_get(rows, cs, m);
+    double st = bench_rows_get(rows, cs, m);
     if (isfinite(st) && (int)st != ST_OK && (jit == ST_OK || (int)st == ST_STAYED)) jit = (int)st;
   }
-  int jac = (int)rows_get(rows, cs, "sparse_jac.status");
-  int adolc = (int)rows_get(rows, cs, "adolc.status");
+  int jac = (int)bench_rows_get(rows, cs, "sparse_jac.status");
+  int adolc = (int)bench_rows_get(rows, cs, "adolc.status");
   fmt_time(a, sizeof a, hf);
   if (md)
     fprintf(to, "\n### %s — %s\n\n", cs, title);
   else
     fprintf(to, "\n== %s: %s\n", cs, title);
   fprintf(to, "%shand-written f: %s per call; f has %.0f nodes", md ? "" : "   ", a,
-          rows_get(rows, cs, "nodes.f"));
-  if (isfinite(rows_get(rows, cs, "jac.nnz")))
+          bench_rows_get(rows, cs, "nodes.f"));
+  if (isfinite(bench_rows_get(rows, cs, "jac.nnz")))
     fprintf(to, "; Jacobian %.0f nonzeros, %.0f colors (%s; column %.0f, row %.0f%s)",
-            rows_get(rows, cs, "jac.nnz"), rows_get(rows, cs, "colors"),
-            rows_get(rows, cs, "colors.by_rows") > 0 ? "rows" : "columns",
-            rows_get(rows, cs, "colors.column"), rows_get(rows, cs, "colors.row"),
-            rows_get(rows, cs, "colors.from_library_log") > 0 ? "" : ", recomputed by the bench");
+            bench_rows_get(rows, cs, "jac.nnz"), bench_rows_get(rows, cs, "colors"),
+            bench_rows_get(rows, cs, "colors.by_rows") > 0 ? "rows" : "columns",
+            bench_rows_get(rows, cs, "colors.column"), bench_rows_get(rows, cs, "colors.row"),
+            bench_rows_get(rows, cs, "colors.from_library_log") > 0 ? "" : ", recomputed by the bench");
   if (adolc == ST_OK)
     fprintf(to, "; ADOL-C tape %.0f ops, Jacobian %.0f nonzeros, %.0f colors",
-            rows_get(rows, cs, "adolc.tape_ops"), rows_get(rows, cs, "adolc.jac.nnz"),
-            rows_get(rows, cs, "adolc.colors"));
+            bench_rows_get(rows, cs, "adolc.tape_ops"), bench_rows_get(rows, cs, "adolc.jac.nnz"),
+            bench_rows_get(rows, cs, "adolc.colors"));
   fprintf(to, "%s", md ? ".\n" : "\n");
-  double failed = rows_get(rows, cs, "checks.failed");
+  double failed = bench_rows_get(rows, cs, "checks.failed");
   if (!isfinite(failed))
     fprintf(to, "%sTHE CASE DID NOT COMPLETE (see the messages above)\n", md ? "\n" : "   ");
   else if (failed > 0)
@@ -1012,38 +925,38 @@ static void print_case(FILE *to, const options *o, const rowset *rows, const cha
   for (int v = 0; v < NV; v++) {
     char m[64], hr[32];
     snprintf(m, sizeof m, "hand.%s.time", vname[v]);
-    fmt_time(a, sizeof a, rows_get(rows, cs, m));
+    fmt_time(a, sizeof a, bench_rows_get(rows, cs, m));
     snprintf(m, sizeof m, "hand.%s.ratio", vname[v]);
-    fmt_ratio(hr, sizeof hr, rows_get(rows, cs, m));
+    fmt_ratio(hr, sizeof hr, bench_rows_get(rows, cs, m));
     snprintf(m, sizeof m, "interp.%s.time", vname[v]);
-    fmt_time(b, sizeof b, rows_get(rows, cs, m));
+    fmt_time(b, sizeof b, bench_rows_get(rows, cs, m));
     snprintf(m, sizeof m, "interp.%s.ratio", vname[v]);
-    fmt_ratio(c, sizeof c, rows_get(rows, cs, m));
+    fmt_ratio(c, sizeof c, bench_rows_get(rows, cs, m));
     snprintf(m, sizeof m, "jit.%s.time", vname[v]);
-    fmt_time(e, sizeof e, rows_get(rows, cs, m));
+    fmt_time(e, sizeof e, bench_rows_get(rows, cs, m));
     snprintf(m, sizeof m, "jit.%s.status", vname[v]);
-    double jst = rows_get(rows, cs, m);
+    double jst = bench_rows_get(rows, cs, m);
     if (isfinite(jst) && (int)jst != ST_OK)
       snprintf(e, sizeof e, "%s", (int)jst == ST_STAYED ? "interp!" : (int)jst == ST_MISSING ? "no JIT" : "failed");
     snprintf(m, sizeof m, "jit.%s.ratio", vname[v]);
-    fmt_ratio(f, sizeof f, rows_get(rows, cs, m));
+    fmt_ratio(f, sizeof f, bench_rows_get(rows, cs, m));
     snprintf(m, sizeof m, "interp_over_jit.%s", vname[v]);
-    fmt_ratio(g, sizeof g, rows_get(rows, cs, m));
+    fmt_ratio(g, sizeof g, bench_rows_get(rows, cs, m));
     snprintf(m, sizeof m, "jit.%s.compile", vname[v]);
-    double comp = rows_get(rows, cs, m);
+    double comp = bench_rows_get(rows, cs, m);
     if (isfinite(comp))
       snprintf(h, sizeof h, "%.2f s", comp);
     else
       snprintf(h, sizeof h, "-");
     char ad[32], adr[32], ia[32], ja[32];
     snprintf(m, sizeof m, "adolc.%s.time", vname[v]);
-    fmt_time(ad, sizeof ad, rows_get(rows, cs, m));
+    fmt_time(ad, sizeof ad, bench_rows_get(rows, cs, m));
     snprintf(m, sizeof m, "adolc.%s.ratio", vname[v]);
-    fmt_ratio(adr, sizeof adr, rows_get(rows, cs, m));
+    fmt_ratio(adr, sizeof adr, bench_rows_get(rows, cs, m));
     snprintf(m, sizeof m, "interp.%s.over_adolc", vname[v]);
-    fmt_ratio(ia, sizeof ia, rows_get(rows, cs, m));
+    fmt_ratio(ia, sizeof ia, bench_rows_get(rows, cs, m));
     snprintf(m, sizeof m, "jit.%s.over_adolc", vname[v]);
-    fmt_ratio(ja, sizeof ja, rows_get(rows, cs, m));
+    fmt_ratio(ja, sizeof ja, bench_rows_get(rows, cs, m));
     if (md)
       fprintf(to, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
               vname[v], a, hr, b, c, e, f, g, h, ad, adr, ia, ja);
@@ -1051,7 +964,7 @@ static void print_case(FILE *to, const options *o, const rowset *rows, const cha
       fprintf(to, "   %-11s %10s %7s  %10s %7s  %10s %7s  %10s %9s  %10s %7s  %8s %8s\n",
               vname[v], a, hr, b, c, e, f, g, h, ad, adr, ia, ja);
   }
-  double rss = rows_get(rows, cs, "peak_rss"), crss = rows_get(rows, cs, "compiler.peak_rss");
+  double rss = bench_rows_get(rows, cs, "peak_rss"), crss = bench_rows_get(rows, cs, "compiler.peak_rss");
   fprintf(to, "%speak RSS %.1f MiB", md ? "\n" : "\n   ", rss / 1024);
   if (isfinite(crss)) fprintf(to, " (largest compiler process %.1f MiB)", crss / 1024);
   fprintf(to, "%s", md ? ".\n" : "\n");
@@ -1090,22 +1003,6 @@ static void describe_machine(char *buf, size_t size) {
   strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
   snprintf(buf, size, "%s (family %d, model %d), %ld cores, %s", model, family, mdl,
            sysconf(_SC_NPROCESSORS_ONLN), date);
-}
-
-static int write_json(const char *path, const rowset *rows) {
-  FILE *f = fopen(path, "w");
-  if (!f) return -1;
-  fprintf(f, "[");
-  const char *sep = "\n";
-  for (size_t i = 0; i < rows->n; i++) {
-    const row *r = &rows->r[i];
-    if (!isfinite(r->value)) continue; /* JSON has no NaN */
-    fprintf(f, "%s  {\"case\": \"%s\", \"metric\": \"%s\", \"value\": %.10g, \"unit\": \"%s\"}",
-            sep, r->cs, r->metric, r->value, r->unit);
-    sep = ",\n";
-  }
-  fprintf(f, "\n]\n");
-  return fclose(f);
 }
 
 /* mkdir -p of the folder holding `path`. */
@@ -1160,19 +1057,19 @@ int main(int argc, char **argv) {
     bench_problem_free(&pb);
   }
 
-  rowset rows = {0};
+  bench_rows rows = {0};
   int failed = 0;
   target t[8][NT];
   for (size_t i = 0; i < o.n_cases; i++) {
-    if (run_case_collect(&o, o.cases[i], &rows) != 0) {
+    if (bench_run_case(o.fork, o.cases[i], run_case, &o, &rows) != 0) {
       fprintf(stderr, "bench_ad: case %s FAILED\n", o.cases[i]);
       failed = 1;
     }
     derive(&rows, o.cases[i], t[i]);
   }
   double peak = 0;
-  for (size_t i = 0; i < o.n_cases; i++) peak = fmax(peak, rows_get(&rows, o.cases[i], "peak_rss"));
-  rows_add(&rows, "all", "peak_rss", peak, "KiB");
+  for (size_t i = 0; i < o.n_cases; i++) peak = fmax(peak, bench_rows_get(&rows, o.cases[i], "peak_rss"));
+  bench_rows_add(&rows, "all", "peak_rss", peak, "KiB");
 
   char machine[256];
   describe_machine(machine, sizeof machine);
@@ -1186,7 +1083,7 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < o.n_cases; i++) print_case(stdout, &o, &rows, o.cases[i], t[i], 0);
 
   make_parent_dirs(o.out);
-  if (write_json(o.out, &rows) != 0) {
+  if (bench_rows_write_json(&rows, o.out) != 0) {
     fprintf(stderr, "bench_ad: cannot write %s: %s\n", o.out, strerror(errno));
     failed = 1;
   } else {
@@ -1219,6 +1116,6 @@ int main(int argc, char **argv) {
     printf("\n");
   }
   if (failed) fprintf(stderr, "bench_ad: FAILED (see above)\n");
-  free(rows.r);
+  bench_rows_free(&rows);
   return failed;
 }

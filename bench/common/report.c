@@ -45,7 +45,7 @@ int bench_rows_write_json(const bench_rows *s, const char *path) {
   for (size_t i = 0; i < s->n; i++) {
     const bench_row *w = &s->r[i];
     char v[32];
-    if (isfinite(w->value)) snprintf(v, sizeof v, "%.6g", w->value);
+    if (isfinite(w->value)) snprintf(v, sizeof v, "%.10g", w->value);
     else snprintf(v, sizeof v, "null");
     fprintf(f, "  {\"case\": \"%s\", \"metric\": \"%s\", \"value\": %s, \"unit\": \"%s\"}%s\n",
             w->cs, w->metric, v, w->unit, i + 1 < s->n ? "," : "");
@@ -108,7 +108,7 @@ int bench_run_case(int fork_it, const char *cs, int (*fn)(const char *, void *, 
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) continue;
   if (WIFSIGNALED(status)) {
-    fprintf(stderr, "bench_implicit: case %s was killed by signal %d\n", cs, WTERMSIG(status));
+    fprintf(stderr, "bench: case %s was killed by signal %d\n", cs, WTERMSIG(status));
     return 1;
   }
   return rc || !WIFEXITED(status) || WEXITSTATUS(status) != 0;

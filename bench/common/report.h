@@ -11,7 +11,7 @@
 #include <stdio.h>
 
 typedef struct bench_row {
-  char cs[48], metric[48], unit[12];
+  char cs[48], metric[64], unit[20];
   double value;
 } bench_row;
 
